@@ -1,0 +1,36 @@
+r"""CPU-sized configuration: what `make demo` trains on the bundled CelebA sample.
+
+  python -m maskinpaint_jax.train --config configs/demo.py --workdir runs/demo/train
+
+Same model family and losses as configs/default.py, at 64 px with a narrow 3-level U-Net, sized
+to train in a few minutes on 2 CPU cores. Not a paper configuration.
+"""
+
+import importlib.util
+import pathlib
+
+
+def _load_sibling(name):
+  path = pathlib.Path(__file__).with_name(f"{name}.py")
+  spec = importlib.util.spec_from_file_location(f"maskinpaint_configs_{name}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def get_config():
+  config = _load_sibling("default").get_config()
+  config.data.data_dir = "runs/demo/tfds"
+  config.data.image_size = 64
+  config.data.num_workers = 0
+  config.batch_size = 16
+  config.num_train_steps = 150
+  config.model.base_width = 16
+  config.model.width_multipliers = (1, 2, 4)
+  config.disc.widths = (16, 32, 64)
+  config.optim.learning_rate = 1e-3
+  config.log_every_steps = 10
+  config.eval_every_steps = 50
+  config.checkpoint_every_steps = 50
+  config.num_eval_images = 16
+  return config

@@ -1,0 +1,156 @@
+"""Robust photo loading, PNG coding and picture grids (numpy / Pillow / OpenCV only).
+
+Every way a user's file can be bad ends in `ImageLoadError` with a reason a person can act on;
+callers skip the file and report the reason rather than crash.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import pathlib
+import warnings
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+# Photos above this many pixels are refused (decompression bombs); 6000x4000 is 24 Mpx.
+MAX_PIXELS = 120_000_000
+
+
+class ImageLoadError(Exception):
+  """A file that cannot be used as a photo; str(e) is the reason."""
+
+
+def list_images(src: str | os.PathLike) -> list[pathlib.Path]:
+  """Image-like files under `src` (recursively), sorted, without following directory links.
+
+  A file whose name looks like an image is listed even if it is broken: the loader reports why.
+  """
+  root = pathlib.Path(src)
+  if not root.is_dir():
+    raise FileNotFoundError(f"not a directory: {root}")
+  found = []
+  for dirpath, _, filenames in os.walk(root, followlinks=False):
+    for name in filenames:
+      if name.lower().endswith(IMAGE_SUFFIXES):
+        found.append(pathlib.Path(dirpath) / name)
+  return sorted(found)
+
+
+def _to_rgb_uint8(img: Image.Image) -> np.ndarray:
+  if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+    a = np.asarray(img).astype(np.float64)
+    top = 65535.0 if a.max() > 255 else 255.0
+    a = np.clip(np.round(a / top * 255.0), 0, 255).astype(np.uint8)
+    return np.repeat(a[..., None], 3, axis=-1)
+  if img.mode == "F":
+    a = np.asarray(img)
+    a = np.clip(np.round(a * (255.0 if a.max() <= 1.0 else 1.0)), 0, 255).astype(np.uint8)
+    return np.repeat(a[..., None], 3, axis=-1)
+  if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+    # Transparent areas become white, as a viewer would show them on a page.
+    rgba = img.convert("RGBA")
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+  return np.asarray(img.convert("RGB"))
+
+
+def load_rgb(path: str | os.PathLike) -> np.ndarray:
+  """Reads a photo as an (H, W, 3) uint8 RGB array, upright per its EXIF orientation.
+
+  Grayscale, palette, RGBA (composited on white), CMYK and 16-bit images are converted.
+  Raises ImageLoadError for empty, truncated, non-image, unreadable or looping paths.
+  """
+  path = pathlib.Path(path)
+  try:
+    size = os.stat(path).st_size
+  except OSError as e:
+    if e.errno == errno.ELOOP:
+      raise ImageLoadError("symlink loop") from e
+    if e.errno == errno.ENOENT:
+      raise ImageLoadError("missing file (broken symlink?)") from e
+    raise ImageLoadError(f"cannot stat: {e.strerror}") from e
+  if not path.is_file():
+    raise ImageLoadError("not a regular file")
+  if size == 0:
+    raise ImageLoadError("empty file (0 bytes)")
+  try:
+    with warnings.catch_warnings():
+      warnings.simplefilter("error", Image.DecompressionBombWarning)
+      with Image.open(path) as img:
+        if img.width * img.height > MAX_PIXELS:
+          raise ImageLoadError(f"too large ({img.width}x{img.height} px)")
+        img.load()  # decodes now, so truncation is caught here
+        img = ImageOps.exif_transpose(img)
+        rgb = _to_rgb_uint8(img)
+  except ImageLoadError:
+    raise
+  except UnidentifiedImageError as e:
+    raise ImageLoadError("not an image (unrecognised format)") from e
+  except PermissionError as e:
+    raise ImageLoadError("permission denied") from e
+  except (OSError, SyntaxError, ValueError, Image.DecompressionBombError,
+          Image.DecompressionBombWarning) as e:
+    reason = str(e) or type(e).__name__
+    if "truncated" in reason.lower():
+      reason = "truncated image data"
+    raise ImageLoadError(f"cannot decode: {reason}") from e
+  if rgb.ndim != 3 or rgb.shape[0] < 8 or rgb.shape[1] < 8:
+    raise ImageLoadError(f"image too small ({rgb.shape[1]}x{rgb.shape[0]} px)")
+  return np.ascontiguousarray(rgb)
+
+
+def encode_png(image: np.ndarray) -> bytes:
+  """PNG bytes of an (H, W, 3) RGB or (H, W[, 1]) gray uint8 array."""
+  image = np.asarray(image)
+  if image.dtype != np.uint8:
+    raise ValueError(f"expected uint8, got {image.dtype}")
+  if image.ndim == 3 and image.shape[-1] == 3:
+    image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+  elif image.ndim == 3 and image.shape[-1] == 1:
+    image = image[..., 0]
+  ok, buf = cv2.imencode(".png", image)
+  if not ok:
+    raise ValueError("PNG encoding failed")
+  return buf.tobytes()
+
+
+def save_png(path: str | os.PathLike, image: np.ndarray) -> pathlib.Path:
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_bytes(encode_png(image))
+  return path
+
+
+def as_rgb_tile(image: np.ndarray) -> np.ndarray:
+  """uint8 RGB view of a tile: gray maps are replicated; bool maps and [0, 1] floats scaled."""
+  image = np.asarray(image)
+  if image.dtype == bool:
+    image = image.astype(np.uint8) * 255
+  elif image.dtype != np.uint8:
+    image = np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8)
+  if image.ndim == 2:
+    image = image[..., None]
+  if image.shape[-1] == 1:
+    image = np.repeat(image, 3, axis=-1)
+  return image
+
+
+def make_grid(rows, pad: int = 2, background: int = 255) -> np.ndarray:
+  """Tiles a list of rows (each a list of equally sized images) into one uint8 RGB picture."""
+  rows = [[as_rgb_tile(t) for t in row] for row in rows]
+  if not rows or not rows[0]:
+    raise ValueError("empty grid")
+  h, w = rows[0][0].shape[:2]
+  ncols = max(len(r) for r in rows)
+  grid = np.full((len(rows) * (h + pad) + pad, ncols * (w + pad) + pad, 3), background, np.uint8)
+  for i, row in enumerate(rows):
+    for j, tile in enumerate(row):
+      if tile.shape[:2] != (h, w):
+        tile = cv2.resize(tile, (w, h), interpolation=cv2.INTER_AREA)
+      y, x = pad + i * (h + pad), pad + j * (w + pad)
+      grid[y:y + h, x:x + w] = tile
+  return grid
