@@ -1,0 +1,203 @@
+"""Generator / discriminator: shapes, ablation flags, spectral norm, gradients, bf16."""
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from configs import default as default_config
+from maskinpaint_jax import losses, models
+from maskinpaint_jax.models import attention
+
+
+def small_config(**model_overrides):
+  c = default_config.get_config()
+  c.model.base_width = 8
+  c.model.width_multipliers = (1, 2, 2)
+  c.disc.widths = (8, 16, 16)
+  c.model.update(model_overrides)
+  return c
+
+
+def init_g(config, size=32, batch=2):
+  g = models.make_generator(config.model)
+  x = jnp.zeros((batch, size, size, 3))
+  # The rbg generator compiles the initialisers much faster than threefry (tests compile a lot).
+  return g, jax.jit(g.init)(jax.random.key(0, impl="rbg"), x, jnp.zeros((batch, size, size, 1)))
+
+
+def init_shapes(config, size=32):
+  g = models.make_generator(config.model)
+  x = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
+  hole = jax.ShapeDtypeStruct((1, size, size, 1), jnp.float32)
+  return jax.eval_shape(g.init, jax.random.key(0), x, hole)
+
+
+@pytest.fixture(scope="module")
+def small_generator():
+  return init_g(small_config(), 32)
+
+
+@pytest.mark.parametrize("size", [16, 32, 48])
+def test_generator_output_shape_and_range(size, small_generator):
+  g, v = small_generator  # parameters do not depend on the image size
+  x = jax.random.uniform(jax.random.key(1), (2, size, size, 3), minval=-1, maxval=1)
+  y = jax.jit(g.apply)(v, x)
+  assert y.shape == (2, size, size, 3) and y.dtype == jnp.float32
+  assert float(jnp.abs(y).max()) <= 1.0
+
+
+def test_default_generator_and_discriminator_at_128px_shapes():
+  c = default_config.get_config()
+  x = jax.ShapeDtypeStruct((2, 128, 128, 3), jnp.float32)
+  g, d = models.make_generator(c.model), models.make_discriminator(c)
+  gv = jax.eval_shape(g.init, jax.random.key(0), x)
+  assert jax.eval_shape(g.apply, gv, x).shape == (2, 128, 128, 3)
+  dv = jax.eval_shape(d.init, jax.random.key(0), x)
+  assert jax.eval_shape(d.apply, dv, x).shape == (2, 8, 8, 1)  # 4 stride-2 layers: 128 / 16
+
+
+def test_image_side_must_fit_the_depth(small_generator):
+  g, v = small_generator
+  with pytest.raises(ValueError, match="divisible"):
+    g.apply(v, jnp.zeros((1, 36, 36, 3)))
+
+
+def _paths(params):
+  return {"/".join(k) for k in flax.traverse_util.flatten_dict(params)}
+
+
+def test_ablation_flags_change_the_parameter_tree_as_expected():
+  trees = {name: _paths(init_shapes(small_config(**ov))["params"])
+           for name, ov in models.ABLATIONS.items()}
+  full = trees["full"]
+  has = lambda tree, part: any(f"/{part}/" in f"/{p}" for p in tree)
+  for block in ("down0", "bottleneck", "up1"):
+    assert any(p.startswith(f"{block}/eca/") for p in full)
+    assert any(p.startswith(f"{block}/sa3x3/") for p in full)
+    assert any(p.startswith(f"{block}/sa5x5/") for p in full)
+    assert not any(p.startswith(f"{block}/sa1x1/") for p in full)  # no SA on the 1x1 branch
+  assert has(full, "up_eca0")
+  # w/o channel attention in MMRM: every MMRM loses its ECA, nothing else changes.
+  removed = full - trees["no_mmrm_channel_attention"]
+  assert removed and all("/eca/" in f"/{p}" for p in removed)
+  assert trees["no_mmrm_channel_attention"] < full
+  # w/o spatial attention in MMRM.
+  removed = full - trees["no_mmrm_spatial_attention"]
+  assert removed and all("/sa3x3/" in f"/{p}" or "/sa5x5/" in f"/{p}" for p in removed)
+  assert trees["no_mmrm_spatial_attention"] < full
+  # w/o channel attention in the up-sampling: only the decoder's ECA goes.
+  removed = full - trees["no_up_channel_attention"]
+  assert removed and all(p.startswith("up_eca") for p in removed)
+  # w/o MMRM: plain residual blocks, no branches and no attention inside blocks.
+  no_mmrm = trees["no_mmrm"]
+  assert not any("conv5x5" in p or "/sa" in f"/{p}" or "/eca/" in f"/{p}" for p in no_mmrm
+                 if not p.startswith("up_eca"))
+  assert any(p.startswith("down0/conv1/") for p in no_mmrm) and has(no_mmrm, "up_eca0")
+
+
+def test_non_blind_flag_adds_the_hole_channel():
+  blind = init_shapes(small_config())
+  non_blind = init_shapes(small_config(non_blind=True))
+  assert blind["params"]["stem"]["kernel"].shape[2] == 3
+  assert non_blind["params"]["stem"]["kernel"].shape[2] == 4
+
+
+@pytest.mark.parametrize("channels,k", [(16, 3), (64, 3), (128, 5), (256, 5), (512, 5)])
+def test_eca_adaptive_kernel(channels, k):
+  # ECA-Net (gamma=2, b=1): 64 -> 3, 256 -> 5, as in the paper's Table / code.
+  assert attention.eca_kernel_size(channels) == k
+
+
+def test_spatial_attention_shift_implementation_equals_the_conv():
+  x = jax.random.normal(jax.random.key(0), (2, 12, 10, 6))
+  sa = attention.SpatialAttention(7, "conv")
+  v = sa.init(jax.random.key(1), x)
+  a = sa.apply(v, x)
+  b = attention.SpatialAttention(7, "shifts").apply(v, x)
+  np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_spatial_attention_matches_a_numpy_reference():
+  x = np.asarray(jax.random.normal(jax.random.key(0), (1, 6, 5, 4)))
+  sa = attention.SpatialAttention(3, "conv")
+  v = sa.init(jax.random.key(1), jnp.asarray(x))
+  k = np.asarray(v["params"]["conv"]["kernel"])[..., 0]   # (3, 3, 2)
+  b = float(v["params"]["conv"]["bias"][0])
+  desc = np.stack([x.mean(-1), x.max(-1)], -1)[0]          # (6, 5, 2)
+  pad = np.pad(desc, ((1, 1), (1, 1), (0, 0)))
+  logits = np.array([[np.sum(pad[i:i + 3, j:j + 3] * k) + b for j in range(5)] for i in range(6)])
+  ref = x * (1 / (1 + np.exp(-logits)))[None, :, :, None]
+  np.testing.assert_allclose(sa.apply(v, jnp.asarray(x)), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_spectral_norm_brings_the_largest_singular_value_to_one():
+  c = small_config()
+  d = models.make_discriminator(c)
+  x = jax.random.normal(jax.random.key(0), (2, 32, 32, 3))
+  v = d.init(jax.random.key(1), x)
+  # One power-iteration step per training call, as in training; random 3x3 conv kernels have
+  # close top singular values, so give it a few hundred calls.
+  step = lambda _, stats: d.apply({"params": v["params"], "batch_stats": stats}, x,
+                                  update_stats=True, mutable=["batch_stats"])[1]["batch_stats"]
+  stats = jax.jit(lambda s: jax.lax.fori_loop(0, 400, step, s))(v["batch_stats"])
+  for i in range(4):
+    w = np.asarray(v["params"][f"conv{i}"]["kernel"])
+    sigma_true = np.linalg.svd(w.reshape(-1, w.shape[-1]), compute_uv=False)[0]
+    sigma_est = float(stats[f"sn{i}"][f"conv{i}/kernel/sigma"])
+    normalised = w.reshape(-1, w.shape[-1]) / sigma_est
+    top = np.linalg.svd(normalised, compute_uv=False)[0]
+    assert abs(top - 1.0) < 2e-3, (i, top, sigma_true, sigma_est)
+
+
+def test_discriminator_is_a_patch_map_of_logits():
+  d = models.make_discriminator(small_config())
+  x = jnp.zeros((3, 64, 64, 3))
+  v = jax.jit(d.init)(jax.random.key(0), x)
+  assert jax.jit(d.apply)(v, x).shape == (3, 4, 4, 1)
+
+
+def test_gradients_reach_every_parameter(small_generator):
+  c = small_config()
+  g, gv = small_generator
+  d = models.make_discriminator(c)
+  masked = jax.random.uniform(jax.random.key(2), (2, 32, 32, 3), minval=-1, maxval=1)
+  real = jax.random.uniform(jax.random.key(3), (2, 32, 32, 3), minval=-1, maxval=1)
+  dv = d.init(jax.random.key(1), real)
+  # At init every logit is inside the hinge margin, where the last bias's gradient cancels
+  # exactly (fraction active on real - on fake = 1 - 1). Shift it so real logits leave it.
+  dv = flax.core.copy(dv, {"params": {**dv["params"], "conv3": {
+      **dv["params"]["conv3"], "bias": jnp.full((1,), 0.98)}}})
+
+  def g_loss(gp):
+    out = g.apply({"params": gp}, masked)
+    return losses.generator_loss(out, real, d.apply(dv, out), c.loss)[0]
+
+  def d_loss(dp):
+    fake = g.apply(gv, masked)
+    dvars = {"params": dp, "batch_stats": dv["batch_stats"]}
+    return losses.discriminator_hinge_loss(d.apply(dvars, real), d.apply(dvars, fake))
+
+  for grads in (jax.jit(jax.grad(g_loss))(gv["params"]),
+                jax.jit(jax.grad(d_loss))(dv["params"])):
+    flat = flax.traverse_util.flatten_dict(grads)
+    dead = [k for k, gr in flat.items() if not np.any(np.asarray(gr) != 0)]
+    assert not dead, dead
+
+
+def test_bfloat16_forward_is_finite_and_close_to_float32(small_generator):
+  g32, v = small_generator
+  g16 = models.make_generator(small_config(dtype="bfloat16").model)
+  x = jax.random.uniform(jax.random.key(5), (2, 32, 32, 3), minval=-1, maxval=1)
+  y32, y16 = jax.jit(g32.apply)(v, x), jax.jit(g16.apply)(v, x)
+  assert y16.dtype == jnp.float32  # output cast back; parameters stay float32
+  assert jax.tree.leaves(v)[0].dtype == jnp.float32
+  assert np.isfinite(np.asarray(y16)).all()
+  # bfloat16 keeps 8 significant bits (~0.4 % per rounding) through ~20 layers.
+  assert float(jnp.abs(y16 - y32).max()) < 0.1
+  assert float(jnp.abs(y16 - y32).mean()) < 0.015
+  d = models.make_discriminator(small_config(dtype="bfloat16"))
+  dv = d.init(jax.random.key(0), x)
+  assert np.isfinite(np.asarray(jax.jit(d.apply)(dv, x))).all()
