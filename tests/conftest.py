@@ -89,3 +89,39 @@ def make_awkward_photo_folder(root: pathlib.Path, good_faces) -> dict:
   (root / "loop_b.jpg").symlink_to(root / "loop_a.jpg")
   expect["loop_a.jpg"] = expect["loop_b.jpg"] = "symlink loop"
   return expect
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory):
+  """face_mask and rect datasets at 32 px from 48 real CelebA photos (built once per session)."""
+  from data_prep import build
+  data_dir = tmp_path_factory.mktemp("tiny_tfds")
+  build.main(["--src", str(SAMPLE_CELEBA), "--data_dir", str(data_dir), "--config",
+              "face_mask,rect", "--size", "32", "--limit", "48", "--workers", "1"])
+  return data_dir
+
+
+def tiny_config(data_dir, **overrides):
+  """configs/tiny.py pointed at `data_dir`, with dotted-key overrides."""
+  import importlib.util
+  spec = importlib.util.spec_from_file_location("tiny_config", REPO / "configs" / "tiny.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  config.data.data_dir = str(data_dir)
+  for key, value in overrides.items():
+    node = config
+    *parents, leaf = key.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return config
+
+
+def run_cli(args, timeout=600, **kwargs):
+  """Runs `python -m ...` from the repo root with the test tier's environment."""
+  import subprocess
+  env = dict(os.environ, PYTHONUNBUFFERED="1")
+  env.update(kwargs.pop("env", {}))
+  return subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=env, capture_output=True,
+                        text=True, timeout=timeout, **kwargs)

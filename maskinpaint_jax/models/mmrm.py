@@ -50,8 +50,10 @@ class MMRM(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    conv = lambda k, name: nn.Conv(self.features, (k, k), padding="SAME", dtype=self.dtype,
-                                   name=name)
+    # A bias before a normalisation is cancelled by it: convs followed by a norm have none.
+    biased = self.norm == "none"
+    conv = lambda k, name, bias=biased: nn.Conv(self.features, (k, k), padding="SAME",
+                                                use_bias=bias, dtype=self.dtype, name=name)
     branches = []
     for k in (1, 3, 5):
       h = act(norm_layer(self.norm, self.dtype, f"norm{k}x{k}")(conv(k, f"conv{k}x{k}")(x)))
@@ -62,7 +64,7 @@ class MMRM(nn.Module):
     if self.channel_attention:
       h = EfficientChannelAttention(dtype=self.dtype, name="eca")(h)
     h = norm_layer(self.norm, self.dtype, "norm_fuse")(conv(1, "fuse")(h))
-    shortcut = x if x.shape[-1] == self.features else conv(1, "projection")(x)
+    shortcut = x if x.shape[-1] == self.features else conv(1, "projection", True)(x)
     return act(h + shortcut)
 
 
@@ -74,9 +76,10 @@ class ResidualBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    conv = lambda k, name: nn.Conv(self.features, (k, k), padding="SAME", dtype=self.dtype,
-                                   name=name)
+    biased = self.norm == "none"
+    conv = lambda k, name, bias=biased: nn.Conv(self.features, (k, k), padding="SAME",
+                                                use_bias=bias, dtype=self.dtype, name=name)
     h = act(norm_layer(self.norm, self.dtype, "norm1")(conv(3, "conv1")(x)))
     h = norm_layer(self.norm, self.dtype, "norm2")(conv(3, "conv2")(h))
-    shortcut = x if x.shape[-1] == self.features else conv(1, "projection")(x)
+    shortcut = x if x.shape[-1] == self.features else conv(1, "projection", True)(x)
     return act(h + shortcut)

@@ -1,0 +1,118 @@
+"""Grain input pipeline over the TFDS ArrayRecord datasets written by `data_prep.build`.
+
+Training order is a pure function of (seed, step), whatever the number of hosts:
+
+    source -> shuffle (reshuffled every epoch) -> repeat -> decode + random flip (seeded per
+    element) -> chunks of (global batch / processes) -> host p takes chunks p, p + P, ...
+
+so global batch k is elements [k*B, (k+1)*B) of one global order, and host p holds its p-th
+slice, which `jax.make_array_from_process_local_data` places on p's devices. A run on 1 host x 8
+devices and on 2 hosts x 4 devices therefore sees identical global batches, in identical device
+order. The host's shard index and count come from `grain.sharding.ShardByJaxProcess`.
+
+Batches stay uint8 on the host (a quarter of float32's bytes to copy); the train step converts.
+The iterator's state (`get_state` / `set_state`) is saved in every checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import grain
+import numpy as np
+
+from data_prep import builder as data_builder
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+  num_examples: int
+  names: tuple[str, ...]
+  split: str
+
+
+def dataset_names(names: str, image_size: int) -> list[str]:
+  """'face_mask,rect' at 64 px -> ['face_mask_64', 'rect_64'] (TFDS builder config names)."""
+  return [data_builder.config_name(n.strip(), image_size) for n in names.split(",") if n.strip()]
+
+
+def open_sources(data_dir: str, names: str, image_size: int, split: str):
+  return [data_builder.data_source(data_dir, n, split)
+          for n in dataset_names(names, image_size)]
+
+
+def to_model_inputs(example: dict[str, Any]) -> dict[str, np.ndarray]:
+  """TFDS example -> the uint8 arrays the model consumes (hole map 0/1)."""
+  return {"clean": np.asarray(example["image"], np.uint8),
+          "masked": np.asarray(example["masked"], np.uint8),
+          "hole": (np.asarray(example["mask"]) > 127).astype(np.uint8)}
+
+
+def _flip(example, rng: np.random.Generator):
+  example = to_model_inputs(example)
+  if rng.random() < 0.5:  # one draw: clean, masked and hole flip together
+    example = {k: np.ascontiguousarray(v[:, ::-1]) for k, v in example.items()}
+  return example
+
+
+def train_dataset(sources, *, global_batch: int, seed: int, random_flip: bool = True,
+                  shard: grain.sharding.ShardOptions | None = None) -> grain.MapDataset:
+  """Infinite MapDataset of this host's batches (dicts of uint8 arrays, batch B / processes)."""
+  shard = shard or grain.sharding.ShardByJaxProcess()
+  if global_batch % shard.shard_count:
+    raise ValueError(f"global batch {global_batch} is not divisible by the "
+                     f"{shard.shard_count} processes")
+  ds = grain.MapDataset.concatenate([grain.MapDataset.source(s) for s in sources])
+  ds = ds.shuffle(seed=seed).repeat(None)  # reshuffled with a new seed every epoch
+  if random_flip:
+    ds = ds.random_map(_flip, seed=seed + 1)
+  else:
+    ds = ds.map(to_model_inputs)
+  ds = ds.batch(global_batch // shard.shard_count, drop_remainder=True)
+  return ds[shard.shard_index::shard.shard_count]
+
+
+def _init_worker(worker_index: int, worker_count: int):
+  """Grain worker processes import absl-flag-reading modules but never parse flags."""
+  del worker_index, worker_count
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()
+
+
+def make_train_iterator(config, shard=None):
+  """The training iterator of `config` and what it reads (DatasetInfo)."""
+  sources = open_sources(config.data.data_dir, config.data.train_datasets,
+                         config.data.image_size, "train")
+  info = DatasetInfo(sum(len(s) for s in sources),
+                     tuple(dataset_names(config.data.train_datasets, config.data.image_size)),
+                     "train")
+  if info.num_examples == 0:
+    raise ValueError(f"the training split of {info.names} is empty")
+  ds = train_dataset(sources, global_batch=config.batch_size, seed=config.seed,
+                     random_flip=config.data.random_flip, shard=shard)
+  iter_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=4,
+                                                 prefetch_buffer_size=config.data.prefetch_batches))
+  if config.data.num_workers > 0:
+    iter_ds = iter_ds.mp_prefetch(grain.MultiprocessingOptions(
+        num_workers=config.data.num_workers,
+        per_worker_buffer_size=max(1, config.data.prefetch_batches)),
+        worker_init_fn=_init_worker)
+  return iter(iter_ds), info
+
+
+def fixed_batch(data_dir: str, names: str, image_size: int, split: str, count: int):
+  """The first `count` examples of a split (TFDS's stored order, fixed for a built dataset) as
+  one uint8 batch plus ids and mask types: a fixed set for validation and picture grids."""
+  examples = []
+  for source in open_sources(data_dir, names, image_size, split):
+    examples += [source[i] for i in range(min(len(source), count - len(examples)))]
+  if not examples:
+    raise ValueError(f"split {split!r} of {names} has no examples")
+  batch = {k: np.stack([to_model_inputs(e)[k] for e in examples])
+           for k in ("clean", "masked", "hole")}
+  batch["id"] = np.array([e["id"].decode() if isinstance(e["id"], bytes) else e["id"]
+                          for e in examples])
+  batch["mask_type"] = np.array([int(e["mask_type"]) for e in examples])
+  return batch
