@@ -92,7 +92,15 @@ def restore_generator(workdir, step: int | None = None):
     raise FileNotFoundError(f"no checkpoint at step {step} in {checkpoint_dir(workdir)}; "
                             f"available: {sorted(available)}")
   config = restore_config(mngr, step)
-  restored = mngr.restore(step, args=ocp.args.Composite(
-      generator=ocp.args.StandardRestore(generator_shapes(config))))
-  mngr.close()
+  try:
+    restored = mngr.restore(step, args=ocp.args.Composite(
+        generator=ocp.args.StandardRestore(generator_shapes(config))))
+  except ValueError as e:
+    first = str(e).strip().splitlines()[0][:300]
+    raise ValueError(
+        f"the generator saved at step {step} in {checkpoint_dir(workdir)} does not match the "
+        "architecture its config describes (saved by an incompatible version of this code?): "
+        f"{first}") from None
+  finally:
+    mngr.close()
   return config, restored["generator"], step

@@ -113,10 +113,10 @@ def find_lpips_weights(weights_dir: str | None = None):
       return [pathlib.Path(hf_hub_download(LPIPS_REPO, f, local_files_only=local_only))
               for f in LPIPS_FILES], None
     except Exception as e:  # pylint: disable=broad-except  (offline, no cache, HTTP errors)
-      errors.append(f"{type(e).__name__}: {str(e).splitlines()[0][:160]}")
-  return None, ("LPIPS weights not found: no local folder given (--lpips_weights or "
-                f"$LPIPS_WEIGHTS_DIR), not in the Hugging Face cache, and the hub download "
-                f"failed ({errors[-1]})")
+      errors.append(type(e).__name__)
+  return None, ("LPIPS weights not found: no --lpips_weights folder or $LPIPS_WEIGHTS_DIR, "
+                f"not in the Hugging Face cache, and {LPIPS_REPO} could not be downloaded "
+                f"({errors[-1]}; offline?)")
 
 
 class LPIPS:
@@ -142,3 +142,36 @@ class LPIPS:
       raise RuntimeError(self.reason)
     to_pm1 = lambda u: jnp.asarray(u, jnp.float32) / 127.5 - 1.0
     return self._apply(self._variables, to_pm1(a), to_pm1(b))
+
+
+# --- identity preservation (beyond the paper) -------------------------------------------------
+IDENTITY_THRESHOLD = 0.6  # face_recognition's default "same person" distance
+IDENTITY_UPSCALE_TO = 256  # small crops are upscaled before dlib's 150x150 face chip
+
+
+def face_box_from_landmarks(landmarks: np.ndarray, scale: float = 1.0):
+  """A dlib-style face box (top, right, bottom, left) around 68 landmarks."""
+  lo, hi = landmarks.min(axis=0) * scale, landmarks.max(axis=0) * scale
+  return (int(round(lo[1])), int(round(hi[0])), int(round(hi[1])), int(round(lo[0])))
+
+
+def identity_embeddings(images_uint8: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+  """face_recognition's 128-D embeddings of (N, H, W, 3) uint8 faces whose 68 landmarks
+  (N, 68, 2) are known (from the clean image), so no detection runs: the same box is used for
+  the original and every restoration of it."""
+  import cv2  # pylint: disable=g-import-not-at-top
+  import face_recognition  # pylint: disable=g-import-not-at-top
+  out = []
+  for img, lm in zip(np.asarray(images_uint8), np.asarray(landmarks)):
+    scale = max(1.0, IDENTITY_UPSCALE_TO / img.shape[0])
+    big = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC) \
+        if scale > 1 else img
+    box = face_box_from_landmarks(lm, scale)
+    out.append(face_recognition.face_encodings(np.ascontiguousarray(big), [box],
+                                               num_jitters=1, model="small")[0])
+  return np.stack(out)
+
+
+def identity_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+  """Euclidean distance between embeddings, per image (face_recognition.face_distance)."""
+  return np.linalg.norm(np.asarray(a) - np.asarray(b), axis=-1)

@@ -30,7 +30,8 @@ import optax
 from absl import flags, logging
 
 from data_prep import images as image_utils
-from maskinpaint_jax import checkpoint, cli, distributed, input_pipeline, losses, metrics, models
+from maskinpaint_jax import (checkpoint, cli, distributed, inference, input_pipeline, losses,
+                             metrics, models)
 
 _CONFIG = cli.define_config_flag()
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, logs and samples go.",
@@ -73,11 +74,6 @@ def make_optimizers(config):
   return adam(), adam()
 
 
-def to_unit_range(x):
-  """uint8 [0, 255] -> float32 [-1, 1]."""
-  return x.astype(jnp.float32) / 127.5 - 1.0
-
-
 def init_state(config, g, d, g_tx, d_tx, rng) -> TrainState:
   size = config.data.image_size
   image = jnp.zeros((1, size, size, 3), jnp.float32)
@@ -100,7 +96,8 @@ def train_step(state: TrainState, batch, rng, *, g, d, g_tx, d_tx, config):
   If any loss or gradient is not finite, the update is skipped and counted in `nonfinite`.
   """
   del rng  # folded per step where needed: jax.random.fold_in(rng, state.step)
-  clean, masked = to_unit_range(batch["clean"]), to_unit_range(batch["masked"])
+  clean = inference.to_unit_range(batch["clean"])
+  masked = inference.to_unit_range(batch["masked"])
   hole = batch["hole"].astype(jnp.float32)
 
   output, g_vjp = jax.vjp(lambda p: g.apply({"params": p}, masked, hole), state.g_params)
@@ -146,16 +143,9 @@ def train_step(state: TrainState, batch, rng, *, g, d, g_tx, d_tx, config):
   return new_state, step_metrics
 
 
-def restore_output(g, g_params, batch):
-  """G's output for a uint8 batch, in [-1, 1], plus the composite with the known hole."""
-  masked, hole = to_unit_range(batch["masked"]), batch["hole"].astype(jnp.float32)
-  out = g.apply({"params": g_params}, masked, hole)
-  return out, hole * out + (1.0 - hole) * masked
-
-
 def validation_metrics(g, g_params, batch):
   """PSNR (dB) / SSIM of the raw output and the composite, and PSNR in the hole."""
-  out, comp = restore_output(g, g_params, batch)
+  out, comp = inference.restore_output(g, g_params, batch["masked"], batch["hole"])
   clean = batch["clean"]
   out8, comp8 = metrics.to_uint8(out), metrics.to_uint8(comp)
   return dict(psnr=jnp.mean(metrics.psnr(out8, clean)), ssim=jnp.mean(metrics.ssim(out8, clean)),

@@ -125,3 +125,14 @@ def run_cli(args, timeout=600, **kwargs):
   env.update(kwargs.pop("env", {}))
   return subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=env, capture_output=True,
                         text=True, timeout=timeout, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def tiny_workdir(tiny_data_dir, tmp_path_factory):
+  """A checkpoint of the tiny configuration after 2 training steps (quality irrelevant)."""
+  workdir = tmp_path_factory.mktemp("tiny_run")
+  r = run_cli(["maskinpaint_jax.train", "--config", "configs/tiny.py", "--workdir", str(workdir),
+               f"--config.data.data_dir={tiny_data_dir}", "--config.num_train_steps=2",
+               "--config.data.train_datasets=face_mask,rect"])
+  assert r.returncode == 0, r.stderr[-3000:]
+  return workdir

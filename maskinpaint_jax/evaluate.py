@@ -1,0 +1,238 @@
+r"""Evaluates a trained generator like the paper's Tables II / III, next to classical baselines.
+
+  python -m maskinpaint_jax.evaluate --workdir runs/paper [--config configs/default.py]
+      [--split test] [--step N] [--lpips_weights DIR] [--limit N] [--out DIR]
+
+Restores only the generator (no discriminator or optimiser state). For every dataset in
+config.data.eval_datasets (face_mask, rect) and the same examples, it scores:
+  masked input as is | OpenCV Telea | OpenCV Navier-Stokes | ours, raw output | ours, composite
+with PSNR (dB, whole image and hole only), SSIM (%), LPIPS (x100, or n/a with the reason),
+identity preservation (face_recognition embedding distance to the original, share under 0.6),
+and a per-mask-style breakdown. Writes results.json, results.csv, results.md and sample grids
+(clean | masked | Telea | NS | ours raw | ours composite) into --out
+(default <workdir>/eval/<split>-step<N>).
+Without --config the checkpoint's own config is used (data paths included).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import pathlib
+import time
+
+import jax
+import numpy as np
+import tqdm
+from absl import flags
+
+from data_prep import images as image_utils
+from data_prep import masks as mask_lib
+from maskinpaint_jax import baselines, checkpoint, cli, inference, input_pipeline, metrics
+
+_CONFIG = cli.define_config_flag(required=False)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (checkpoints).", required=True)
+_SPLIT = flags.DEFINE_string("split", "test", "Dataset split to evaluate.")
+_STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: newest).")
+_OUT = flags.DEFINE_string("out", None, "Output folder (default <workdir>/eval/<split>-step<N>).")
+_LPIPS_WEIGHTS = flags.DEFINE_string(
+    "lpips_weights", None, "Folder with lpips-j's vgg16_weights.h5 and lpips_lin.h5 "
+    "(default: $LPIPS_WEIGHTS_DIR, the Hugging Face cache, then the hub).")
+_LIMIT = flags.DEFINE_integer("limit", None, "Evaluate only the first N examples per dataset.")
+_BATCH = flags.DEFINE_integer("batch_size", 32, "Evaluation batch size.")
+_IDENTITY = flags.DEFINE_bool("identity", True, "Compute identity preservation (face_recognition).")
+_SAMPLES = flags.DEFINE_integer("num_samples", 8, "Examples in each picture grid.")
+
+METHODS = ("masked_input", "telea", "navier_stokes", "ours_raw", "ours_composite")
+LABELS = {
+    "masked_input": "Masked input (as is)",
+    "telea": "OpenCV Telea",
+    "navier_stokes": "OpenCV Navier-Stokes",
+    "ours_raw": "Ours: raw output",
+    "ours_composite": "Ours: composite with hole map",
+}
+METRICS = ("psnr", "psnr_hole", "ssim", "lpips", "id_distance", "id_match")
+
+
+def score_batch(clean, outputs, hole, lpips, original_embeddings, landmarks):
+  """Per-image metrics of every method's uint8 outputs against the clean images."""
+  scores = {}
+  for method, out in outputs.items():
+    s = {"psnr": np.asarray(metrics.psnr(out, clean)),
+         "psnr_hole": np.asarray(metrics.psnr(out, clean, hole)),
+         "ssim": 100.0 * np.asarray(metrics.ssim(out, clean))}
+    if lpips is not None and lpips.available:
+      s["lpips"] = 100.0 * np.asarray(lpips(out, clean))
+    if original_embeddings is not None:
+      dist = metrics.identity_distance(metrics.identity_embeddings(out, landmarks),
+                                       original_embeddings)
+      s["id_distance"] = dist
+      s["id_match"] = 100.0 * (dist < metrics.IDENTITY_THRESHOLD)
+    scores[method] = s
+  return scores
+
+
+def evaluate_dataset(restore, source, *, batch_size, lpips, identity, limit, num_samples):
+  """Every method on every example of `source`: per-image scores, mask types, sample rows."""
+  n = len(source) if limit is None else min(limit, len(source))
+  per_image = {m: {k: [] for k in METRICS} for m in METHODS}
+  mask_types, rows = [], []
+  bar = tqdm.tqdm(total=n, unit="img", leave=False)
+  for start in range(0, n, batch_size):
+    examples = [source[i] for i in range(start, min(n, start + batch_size))]
+    batch = {k: np.stack([input_pipeline.to_model_inputs(e)[k] for e in examples])
+             for k in ("clean", "masked", "hole")}
+    landmarks = np.stack([e["landmarks"] for e in examples])
+    raw, comp = restore(batch["masked"], batch["hole"])
+    outputs = {"masked_input": batch["masked"],
+               "telea": baselines.telea(batch["masked"], batch["hole"]),
+               "navier_stokes": baselines.navier_stokes(batch["masked"], batch["hole"]),
+               "ours_raw": raw, "ours_composite": comp}
+    originals = metrics.identity_embeddings(batch["clean"], landmarks) if identity else None
+    for method, s in score_batch(batch["clean"], outputs, batch["hole"], lpips, originals,
+                                 landmarks).items():
+      for k, v in s.items():
+        per_image[method][k].extend(np.asarray(v).tolist())
+    mask_types += [mask_lib.MASK_TYPES[int(e["mask_type"])] for e in examples]
+    for i in range(len(examples)):
+      if len(rows) < num_samples:
+        rows.append([batch["clean"][i], batch["masked"][i]] + [
+            outputs[m][i] for m in ("telea", "navier_stokes", "ours_raw", "ours_composite")])
+    bar.update(len(examples))
+  bar.close()
+  return per_image, mask_types, rows
+
+
+def summarize(per_image, mask_types) -> dict:
+  """Means per method, overall and per mask style."""
+  types = np.array(mask_types)
+  subsets = {"all": np.ones(len(types), bool)}
+  if len(set(mask_types)) > 1 or mask_types and mask_types[0] != "rect":
+    subsets.update({t: types == t for t in sorted(set(mask_types))})
+  out = {}
+  for subset, sel in subsets.items():
+    out[subset] = {"n": int(sel.sum())}
+    for method in METHODS:
+      out[subset][method] = {k: float(np.mean(np.asarray(v)[sel])) if v else None
+                             for k, v in per_image[method].items()}
+  return out
+
+
+def _fmt(v, digits=2):
+  return "n/a" if v is None else f"{v:.{digits}f}"
+
+
+def to_markdown(results: dict) -> str:
+  meta = results["meta"]
+  lines = [f"# Evaluation: {meta['workdir']} (step {meta['step']}, split `{meta['split']}`)", "",
+           f"Generator: {meta['model_summary']}. Measured {meta['date']} on {meta['machine']}.",
+           ""]
+  lpips_note = ("" if meta["lpips"] is None else f" LPIPS: n/a - {meta['lpips']}.")
+  for name, res in results["datasets"].items():
+    table = "II" if name.startswith("face_mask") else "III"
+    a = res["summary"]["all"]
+    lines += [f"## {name} ({a['n']} images) - the layout of the paper's Table {table}", "",
+              "| Method | PSNR (dB) | SSIM (%) | LPIPS (x100) | PSNR in hole (dB) |",
+              "|---|---:|---:|---:|---:|"]
+    for m in METHODS:
+      r = a[m]
+      lines.append(f"| {LABELS[m]} | {_fmt(r['psnr'])} | {_fmt(r['ssim'])} | "
+                   f"{_fmt(r['lpips'])} | {_fmt(r['psnr_hole'])} |")
+    lines += ["", "Raw output: the generator's image as is. Composite: hole pixels from the "
+              "generator, the rest from the input (needs the hole map; the baselines are "
+              "composites by construction)." + lpips_note, ""]
+    if a["ours_raw"]["id_distance"] is not None:
+      lines += ["Identity preservation (face_recognition 128-D embedding of the result vs. the "
+                "original; lower distance is better; 'same person' below 0.6):", "",
+                "| Method | mean distance | share < 0.6 (%) |", "|---|---:|---:|"]
+      for m in METHODS:
+        lines.append(f"| {LABELS[m]} | {_fmt(a[m]['id_distance'], 3)} | "
+                     f"{_fmt(a[m]['id_match'], 1)} |")
+      lines.append("")
+    styles = [s for s in res["summary"] if s != "all"]
+    if styles:
+      lines += ["Per mask style (PSNR dB / SSIM % / LPIPS x100):", "",
+                "| Method | " + " | ".join(f"{s} (n={res['summary'][s]['n']})" for s in styles)
+                + " |", "|---|" + "---:|" * len(styles)]
+      for m in METHODS:
+        cells = [f"{_fmt(res['summary'][s][m]['psnr'])} / {_fmt(res['summary'][s][m]['ssim'])}"
+                 f" / {_fmt(res['summary'][s][m]['lpips'])}" for s in styles]
+        lines.append(f"| {LABELS[m]} | " + " | ".join(cells) + " |")
+      lines.append("")
+    lines += [f"Samples (clean | masked | Telea | Navier-Stokes | ours raw | ours composite): "
+              f"`{pathlib.Path(res['samples']).name}`", ""]
+  return "\n".join(lines)
+
+
+def write_results(out_dir: pathlib.Path, results: dict):
+  out_dir.mkdir(parents=True, exist_ok=True)
+  (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+  with (out_dir / "results.csv").open("w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["dataset", "subset", "n", "method"] + list(METRICS))
+    for name, res in results["datasets"].items():
+      for subset, s in res["summary"].items():
+        for m in METHODS:
+          w.writerow([name, subset, s["n"], m] + ["" if s[m][k] is None else f"{s[m][k]:.4f}"
+                                                   for k in METRICS])
+  (out_dir / "results.md").write_text(to_markdown(results))
+
+
+def run(config, workdir: str, *, split="test", step=None, out=None, lpips_weights=None,
+        limit=None, batch_size=32, identity=True, num_samples=8) -> tuple[pathlib.Path, dict]:
+  """Evaluates the checkpoint in `workdir`; `config` None means the checkpoint's own config."""
+  saved_config, g_params, step = checkpoint.restore_generator(workdir, step)
+  config = config or saved_config
+  if config.data.image_size != saved_config.data.image_size:
+    raise ValueError(f"the checkpoint was trained at {saved_config.data.image_size} px, the "
+                     f"config asks for {config.data.image_size} px")
+  restore = inference.make_restorer(saved_config.model, g_params, batch_size)
+  lpips = metrics.LPIPS(lpips_weights)
+  if not lpips.available:
+    print(f"LPIPS: n/a ({lpips.reason})", flush=True)
+  out_dir = pathlib.Path(out or pathlib.Path(workdir) / "eval" / f"{split}-step{step}")
+  m = saved_config.model
+  results = {"meta": {
+      "workdir": str(pathlib.Path(workdir).absolute()), "step": int(step), "split": split,
+      "date": time.strftime("%Y-%m-%d"), "machine": _machine(),
+      "lpips": lpips.reason, "identity": bool(identity),
+      "model_summary": f"{saved_config.data.image_size} px, base width {m.base_width}, "
+                       f"widths x{tuple(m.width_multipliers)}, trained on "
+                       f"{saved_config.data.train_datasets}"}, "datasets": {}}
+  occlusions = [o.strip() for o in config.data.eval_datasets.split(",") if o.strip()]
+  for occlusion in occlusions:
+    (name,) = input_pipeline.dataset_names(occlusion, config.data.image_size)
+    (source,) = input_pipeline.open_sources(config.data.data_dir, occlusion,
+                                            config.data.image_size, split)
+    t0 = time.time()
+    print(f"evaluating {name}/{split} ({len(source)} images)...", flush=True)
+    per_image, mask_types, rows = evaluate_dataset(
+        restore, source, batch_size=batch_size, lpips=lpips, identity=identity, limit=limit,
+        num_samples=num_samples)
+    grid_path = image_utils.save_png(out_dir / f"samples_{name}.png", image_utils.make_grid(rows))
+    results["datasets"][name] = {"summary": summarize(per_image, mask_types),
+                                 "samples": str(grid_path), "seconds": time.time() - t0}
+  write_results(out_dir, results)
+  return out_dir, results
+
+
+def _machine() -> str:
+  import os  # pylint: disable=g-import-not-at-top
+  import platform  # pylint: disable=g-import-not-at-top
+  dev = jax.devices()[0]
+  return f"{platform.machine()} {os.cpu_count()} CPU cores, JAX {jax.__version__} on {dev.platform}"
+
+
+def main(argv):
+  del argv
+  config = _CONFIG.value
+  out_dir, results = run(config, _WORKDIR.value, split=_SPLIT.value, step=_STEP.value,
+                         out=_OUT.value, lpips_weights=_LPIPS_WEIGHTS.value, limit=_LIMIT.value,
+                         batch_size=_BATCH.value, identity=_IDENTITY.value,
+                         num_samples=_SAMPLES.value)
+  print(to_markdown(results))
+  print(f"\nwritten: {out_dir}/results.md, results.json, results.csv, samples_*.png")
+
+
+if __name__ == "__main__":
+  cli.run(main)

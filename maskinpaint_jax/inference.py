@@ -1,0 +1,50 @@
+"""Running a trained generator: uint8 in, uint8 out, in fixed-size batches (one compilation)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from maskinpaint_jax import metrics, models
+
+
+def to_unit_range(x):
+  """uint8 [0, 255] -> float32 [-1, 1]."""
+  return x.astype(jnp.float32) / 127.5 - 1.0
+
+
+def restore_output(g, g_params, masked_uint8, hole):
+  """G's raw output for uint8 masked images, and its composite with the known hole map
+  (hole pixels from G, the rest from the input), both in [-1, 1]."""
+  masked, hole = to_unit_range(masked_uint8), jnp.asarray(hole, jnp.float32)
+  out = g.apply({"params": g_params}, masked, hole)
+  return out, hole * out + (1.0 - hole) * masked
+
+
+def make_restorer(model_config, g_params, batch_size: int = 32):
+  """fn(masked (N,H,W,3) uint8, hole (N,H,W,1) {0,1}) -> (raw, composite) uint8 numpy, any N.
+
+  Batches are padded to `batch_size` so the generator compiles once.
+  """
+  g = models.make_generator(model_config)
+
+  @jax.jit
+  def run(params, masked, hole):
+    raw, comp = restore_output(g, params, masked, hole)
+    return metrics.to_uint8(raw), metrics.to_uint8(comp)
+
+  def restore(masked: np.ndarray, hole: np.ndarray):
+    raws, comps = [], []
+    for start in range(0, len(masked), batch_size):
+      m, h = masked[start:start + batch_size], hole[start:start + batch_size]
+      n = len(m)
+      if n < batch_size:
+        pad = lambda a: np.concatenate([a, np.zeros((batch_size - n,) + a.shape[1:], a.dtype)])
+        m, h = pad(m), pad(h)
+      raw, comp = jax.device_get(run(g_params, m, h))
+      raws.append(raw[:n])
+      comps.append(comp[:n])
+    return np.concatenate(raws), np.concatenate(comps)
+
+  return restore
