@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 
@@ -54,5 +54,10 @@ def _parse(argv):
 
 
 def run(main):
-  """`absl.app.run` with clear errors for bad `--config.*` overrides."""
-  app.run(main, flags_parser=_parse)
+  """`absl.app.run` with clear errors for bad `--config.*` overrides. Library INFO logs (Orbax
+  writes several lines per checkpoint) are hidden unless --verbosity is given."""
+  def quiet_main(argv):
+    if not any(a.startswith(("--verbosity", "-v=")) for a in sys.argv[1:]):
+      logging.set_verbosity(logging.WARNING)
+    return main(argv)
+  app.run(quiet_main, flags_parser=_parse)

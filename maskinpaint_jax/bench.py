@@ -1,0 +1,244 @@
+r"""Benchmarks: the train step, the input pipeline, the dataset build. Writes docs/benchmarks.md.
+
+  python -m maskinpaint_jax.bench train --config configs/demo.py [--devices 1,2,4,8]
+      [--fake_cpu_devices 8] [--steps 20] [--warmup 3] [--per_device_batch N]
+  python -m maskinpaint_jax.bench input --config configs/demo.py [--steps 50]
+  python -m maskinpaint_jax.bench build --src ../shared/data/celeba [--workers 1,2] [--limit 4000]
+  ... [--write docs/benchmarks.md]  (adds or replaces this benchmark's section)
+
+train: median step time and images/s over --steps steps after --warmup, compile time, peak
+memory (device allocator on GPU; process RSS on CPU), FLOPs per step from XLA's cost analysis of
+the compiled step and model FLOPs utilisation against the device's peak (bf16 dense for bf16,
+TF32 for float32 on GPUs; CPU peak only if --peak_tflops is given). Synthetic uint8 batches, so
+the input pipeline does not limit it. --devices runs one measurement per device count (fake CPU
+devices test the layout; speed is only meaningful on real accelerators).
+input: examples/s of the Grain pipeline alone, next to what the train step consumes.
+build: images/s per worker of data_prep.build over a photo folder.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import pathlib
+import platform
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import flags
+
+from maskinpaint_jax import cli
+
+_CONFIG = cli.define_config_flag(required=False)
+_STEPS = flags.DEFINE_integer("steps", 20, "Timed steps (train, input).")
+_WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.")
+_DEVICES = flags.DEFINE_string("devices", None, "Comma-separated device counts to scale over.")
+_FAKE = flags.DEFINE_integer("fake_cpu_devices", None, "Expose N fake CPU devices (layout tests).")
+_PER_DEVICE = flags.DEFINE_integer("per_device_batch", None,
+                                   "Per-device batch (default: config.batch_size / devices).")
+_PEAK = flags.DEFINE_float("peak_tflops", None, "Device peak TFLOP/s for MFU (default: table).")
+_WRITE = flags.DEFINE_string("write", None, "Markdown file to add this benchmark's section to.")
+_SRC = flags.DEFINE_string("src", None, "Photo folder (build).")
+_WORKERS = flags.DEFINE_string("workers", "1,2", "Worker counts (build).")
+_LIMIT = flags.DEFINE_integer("limit", None, "Photos to use (build).")
+_LABEL = flags.DEFINE_string("label", None, "Section title suffix in the markdown file.")
+
+# Dense peak TFLOP/s by device kind substring: (bfloat16, float32 via TF32).
+PEAKS = {"H100": (989.0, 494.0), "H200": (989.0, 494.0), "A100": (312.0, 156.0)}
+
+
+def machine() -> str:
+  import jax  # pylint: disable=g-import-not-at-top
+  dev = jax.devices()[0]
+  kind = getattr(dev, "device_kind", dev.platform)
+  cpu = platform.processor() or platform.machine()
+  return (f"{jax.device_count()} x {kind} ({dev.platform}), host {cpu} with "
+          f"{os.cpu_count()} cores, Python {platform.python_version()}, JAX {jax.__version__}")
+
+
+def peak_flops(dtype: str):
+  import jax  # pylint: disable=g-import-not-at-top
+  if _PEAK.value:
+    return _PEAK.value * 1e12
+  kind = getattr(jax.devices()[0], "device_kind", "")
+  for name, (bf16, f32) in PEAKS.items():
+    if name in kind:
+      return (bf16 if dtype == "bfloat16" else f32) * 1e12
+  return None
+
+
+def peak_memory_bytes(devices) -> tuple[int, str]:
+  stats = [d.memory_stats() for d in devices]
+  if stats and stats[0] and "peak_bytes_in_use" in stats[0]:
+    return max(s["peak_bytes_in_use"] for s in stats), "device peak"
+  rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+  return rss, "process max RSS"
+
+
+def bench_train(config, n_devices: int) -> dict:
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from maskinpaint_jax import train  # pylint: disable=g-import-not-at-top
+  devices = jax.devices()[:n_devices]
+  if _PER_DEVICE.value:
+    config.batch_size = _PER_DEVICE.value * n_devices
+  mesh = train.make_mesh(devices)
+  parts = train.build(config, mesh)
+  _, data_sharding = train.mesh_shardings(mesh)
+  size, b = config.data.image_size, config.batch_size
+  if b % n_devices:
+    raise ValueError(f"batch {b} does not split over {n_devices} devices")
+  rng = np.random.default_rng(0)
+  host = {"clean": rng.integers(0, 256, (b, size, size, 3), dtype=np.uint8),
+          "masked": rng.integers(0, 256, (b, size, size, 3), dtype=np.uint8),
+          "hole": (rng.random((b, size, size, 1)) < 0.25).astype(np.uint8)}
+  batch = {k: jax.device_put(v, data_sharding) for k, v in host.items()}
+  state = parts.init()
+  t0 = time.perf_counter()
+  compiled = parts.step.lower(state, batch, parts.rng).compile()
+  compile_s = time.perf_counter() - t0
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  flops = float(cost.get("flops", 0.0)) if cost else 0.0
+  for _ in range(_WARMUP.value):
+    state, m = compiled(state, batch, parts.rng)
+  jax.block_until_ready(state)
+  times = []
+  for _ in range(_STEPS.value):
+    t = time.perf_counter()
+    state, m = compiled(state, batch, parts.rng)
+    jax.block_until_ready((state, m))
+    times.append(time.perf_counter() - t)
+  med = statistics.median(times)
+  mem, mem_kind = peak_memory_bytes(devices)
+  peak = peak_flops(config.model.dtype)
+  return dict(devices=n_devices, batch=b, image_size=size, dtype=config.model.dtype,
+              compile_s=compile_s, step_s=med, step_s_min=min(times), img_per_s=b / med,
+              flops_per_step=flops, tflops=flops / med / 1e12,
+              mfu=(flops / med / peak) if peak else None, memory_bytes=mem, memory_kind=mem_kind)
+
+
+def bench_input(config) -> dict:
+  import grain  # pylint: disable=g-import-not-at-top
+  from maskinpaint_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  it, info = input_pipeline.make_train_iterator(config, shard=grain.sharding.ShardOptions(0, 1))
+  for _ in range(_WARMUP.value):
+    next(it)
+  t = time.perf_counter()
+  for _ in range(_STEPS.value):
+    next(it)
+  dt = time.perf_counter() - t
+  return dict(examples_per_s=_STEPS.value * config.batch_size / dt, batch=config.batch_size,
+              workers=config.data.num_workers, num_examples=info.num_examples)
+
+
+def bench_build(src: str, workers: list[int], limit) -> list[dict]:
+  rows = []
+  for w in workers:
+    with tempfile.TemporaryDirectory() as tmp:
+      cmd = [sys.executable, "-m", "data_prep.build", "--src", src, "--data_dir", tmp,
+             "--config", "face_mask", "--workers", str(w)]
+      if limit:
+        cmd += ["--limit", str(limit)]
+      subprocess.run(cmd, check=True, capture_output=True, text=True)
+      summary = json.loads(next(pathlib.Path(tmp).glob("masked_faces/*/*/build_summary.json"))
+                           .read_text())
+    rows.append(dict(workers=w, images=sum(summary["examples"].values())
+                     + summary["skipped_count"], seconds=summary["seconds"],
+                     img_per_s=summary["images_per_second"],
+                     img_per_s_per_worker=summary["images_per_second_per_worker"]))
+  return rows
+
+
+def _fmt_bytes(n):
+  return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+def train_markdown(rows, config) -> str:
+  m = config.model
+  lines = [f"Config: {config.data.image_size} px, base width {m.base_width}, widths "
+           f"x{tuple(m.width_multipliers)}, D {tuple(config.disc.widths)}, dtype {m.dtype}, "
+           f"spatial attention impl `{m.spatial_attention_impl}`. Synthetic batches; median of "
+           f"{_STEPS.value} steps after {_WARMUP.value} warm-up.", "",
+           "| devices | global batch | step (s, median) | img/s | compile (s) | GFLOP/step | "
+           "TFLOP/s | MFU | memory |", "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+  for r in rows:
+    mfu = f"{100 * r['mfu']:.1f} %" if r["mfu"] is not None else "n/a (no peak)"
+    lines.append(f"| {r['devices']} | {r['batch']} | {r['step_s']:.3f} | {r['img_per_s']:.1f} | "
+                 f"{r['compile_s']:.1f} | {r['flops_per_step'] / 1e9:.1f} | {r['tflops']:.3f} | "
+                 f"{mfu} | {_fmt_bytes(r['memory_bytes'])} ({r['memory_kind']}) |")
+  if len(rows) > 1:
+    base = rows[0]["img_per_s"] / rows[0]["devices"]
+    lines += ["", "Scaling efficiency (img/s per device vs. the first row): " + ", ".join(
+        f"{r['devices']}: {100 * r['img_per_s'] / r['devices'] / base:.0f} %" for r in rows)]
+  return "\n".join(lines)
+
+
+def write_section(path: str, title: str, body: str, command: str):
+  """Adds or replaces `## title` in the markdown file, keeping the other sections."""
+  p = pathlib.Path(path)
+  text = p.read_text() if p.exists() else "# Benchmarks\n\nEvery number: machine, date, command.\n"
+  block = (f"## {title}\n\nMachine: {machine()}. Date: {datetime.date.today()}.\n"
+           f"Command: `{command}`\n\n{body}\n")
+  pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
+  text = pattern.sub(lambda _: block + "\n", text) if pattern.search(text) else \
+      text.rstrip("\n") + "\n\n" + block
+  p.parent.mkdir(parents=True, exist_ok=True)
+  p.write_text(text)
+
+
+def main(argv):
+  if len(argv) != 2 or argv[1] not in ("train", "input", "build"):
+    raise SystemExit("usage: python -m maskinpaint_jax.bench {train,input,build} [flags]")
+  what = argv[1]
+  if _FAKE.value:
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                               f" --xla_force_host_platform_device_count={_FAKE.value}")
+  command = "python -m maskinpaint_jax.bench " + " ".join(sys.argv[1:])
+  config = _CONFIG.value
+  if what == "build":
+    if not _SRC.value:
+      raise SystemExit("bench build needs --src")
+    rows = bench_build(_SRC.value, [int(w) for w in _WORKERS.value.split(",")], _LIMIT.value)
+    body = "\n".join(["| workers | photos | seconds | img/s | img/s per worker |",
+                      "|---:|---:|---:|---:|---:|"] +
+                     [f"| {r['workers']} | {r['images']} | {r['seconds']:.1f} | "
+                      f"{r['img_per_s']:.1f} | {r['img_per_s_per_worker']:.1f} |" for r in rows])
+    title = "Dataset build (data_prep.build, face_mask, 128 px)"
+  else:
+    if config is None:
+      raise SystemExit(f"bench {what} needs --config")
+    import jax  # pylint: disable=g-import-not-at-top
+    if what == "train":
+      counts = ([int(c) for c in _DEVICES.value.split(",")] if _DEVICES.value
+                else [jax.device_count()])
+      rows = []
+      for n in counts:
+        rows.append(bench_train(config.copy_and_resolve_references(), n))
+        print(json.dumps(rows[-1]), flush=True)
+      body = train_markdown(rows, config)
+      title = f"Train step: {_LABEL.value or pathlib.Path(_CONFIG_PATH()).stem}"
+    else:
+      r = bench_input(config)
+      body = (f"Grain pipeline alone: **{r['examples_per_s']:.0f} examples/s** (batch "
+              f"{r['batch']}, {r['workers']} worker process(es), {r['num_examples']} examples)."
+              " Compare with the train step's img/s in the same config's section.")
+      title = f"Input pipeline: {_LABEL.value or pathlib.Path(_CONFIG_PATH()).stem}"
+  print(f"\n## {title}\n\n{body}\n")
+  if _WRITE.value:
+    write_section(_WRITE.value, title, body, command)
+    print(f"written to {_WRITE.value}")
+
+
+def _CONFIG_PATH() -> str:  # pylint: disable=invalid-name
+  return flags.FLAGS["config"].config_filename if "config" in flags.FLAGS else "config"
+
+
+if __name__ == "__main__":
+  cli.run(main)
