@@ -42,7 +42,7 @@ def get_config():
   config.model.mmrm_spatial_attention = True    # ablation "w/o spatial attention in MMRM"
   config.model.up_channel_attention = True      # ablation "w/o channel attention in up-sampling"
   config.model.spatial_attention_kernel = 7     # CBAM-style spatial attention, ref. [25]
-  config.model.spatial_attention_impl = "conv"  # "conv" | "shifts" (same maths, CPU-friendlier)
+  config.model.spatial_attention_impl = "auto"  # "conv" | "s2d" (same maths, fast on CPU) | "auto"
   config.model.non_blind = False                # True: hole map as a 4th input channel
   config.model.dtype = "float32"                # compute dtype; "bfloat16" = mixed precision
 

@@ -13,7 +13,7 @@ import warnings
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 # Photos above this many pixels are refused (decompression bombs); 6000x4000 is 24 Mpx.
@@ -77,6 +77,9 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
     raise ImageLoadError("not a regular file")
   if size == 0:
     raise ImageLoadError("empty file (0 bytes)")
+  # face_recognition sets PIL's global LOAD_TRUNCATED_IMAGES = True when imported, which turns
+  # a cut-off JPEG into a silently grey-filled picture; we always want the error.
+  was_lenient, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
   try:
     with warnings.catch_warnings():
       warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -98,6 +101,8 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
     if "truncated" in reason.lower():
       reason = "truncated image data"
     raise ImageLoadError(f"cannot decode: {reason}") from e
+  finally:
+    ImageFile.LOAD_TRUNCATED_IMAGES = was_lenient
   if rgb.ndim != 3 or rgb.shape[0] < 8 or rgb.shape[1] < 8:
     raise ImageLoadError(f"image too small ({rgb.shape[1]}x{rgb.shape[0]} px)")
   return np.ascontiguousarray(rgb)

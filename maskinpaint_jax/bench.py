@@ -4,6 +4,7 @@ r"""Benchmarks: the train step, the input pipeline, the dataset build. Writes do
       [--fake_cpu_devices 8] [--steps 20] [--warmup 3] [--per_device_batch N]
   python -m maskinpaint_jax.bench input --config configs/demo.py [--steps 50]
   python -m maskinpaint_jax.bench build --src ../shared/data/celeba [--workers 1,2] [--limit 4000]
+  python -m maskinpaint_jax.bench attention --config configs/demo.py
   ... [--write docs/benchmarks.md]  (adds or replaces this benchmark's section)
 
 train: median step time and images/s over --steps steps after --warmup, compile time, peak
@@ -35,19 +36,7 @@ from absl import flags
 
 from maskinpaint_jax import cli
 
-_CONFIG = cli.define_config_flag(required=False)
-_STEPS = flags.DEFINE_integer("steps", 20, "Timed steps (train, input).")
-_WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.")
-_DEVICES = flags.DEFINE_string("devices", None, "Comma-separated device counts to scale over.")
-_FAKE = flags.DEFINE_integer("fake_cpu_devices", None, "Expose N fake CPU devices (layout tests).")
-_PER_DEVICE = flags.DEFINE_integer("per_device_batch", None,
-                                   "Per-device batch (default: config.batch_size / devices).")
-_PEAK = flags.DEFINE_float("peak_tflops", None, "Device peak TFLOP/s for MFU (default: table).")
-_WRITE = flags.DEFINE_string("write", None, "Markdown file to add this benchmark's section to.")
-_SRC = flags.DEFINE_string("src", None, "Photo folder (build).")
-_WORKERS = flags.DEFINE_string("workers", "1,2", "Worker counts (build).")
-_LIMIT = flags.DEFINE_integer("limit", None, "Photos to use (build).")
-_LABEL = flags.DEFINE_string("label", None, "Section title suffix in the markdown file.")
+FLAGS = flags.FLAGS
 
 # Dense peak TFLOP/s by device kind substring: (bfloat16, float32 via TF32).
 PEAKS = {"H100": (989.0, 494.0), "H200": (989.0, 494.0), "A100": (312.0, 156.0)}
@@ -64,8 +53,8 @@ def machine() -> str:
 
 def peak_flops(dtype: str):
   import jax  # pylint: disable=g-import-not-at-top
-  if _PEAK.value:
-    return _PEAK.value * 1e12
+  if FLAGS.peak_tflops:
+    return FLAGS.peak_tflops * 1e12
   kind = getattr(jax.devices()[0], "device_kind", "")
   for name, (bf16, f32) in PEAKS.items():
     if name in kind:
@@ -86,8 +75,8 @@ def bench_train(config, n_devices: int) -> dict:
   import numpy as np  # pylint: disable=g-import-not-at-top
   from maskinpaint_jax import train  # pylint: disable=g-import-not-at-top
   devices = jax.devices()[:n_devices]
-  if _PER_DEVICE.value:
-    config.batch_size = _PER_DEVICE.value * n_devices
+  if FLAGS.per_device_batch:
+    config.batch_size = FLAGS.per_device_batch * n_devices
   mesh = train.make_mesh(devices)
   parts = train.build(config, mesh)
   _, data_sharding = train.mesh_shardings(mesh)
@@ -106,11 +95,11 @@ def bench_train(config, n_devices: int) -> dict:
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   flops = float(cost.get("flops", 0.0)) if cost else 0.0
-  for _ in range(_WARMUP.value):
+  for _ in range(FLAGS.warmup):
     state, m = compiled(state, batch, parts.rng)
   jax.block_until_ready(state)
   times = []
-  for _ in range(_STEPS.value):
+  for _ in range(FLAGS.steps):
     t = time.perf_counter()
     state, m = compiled(state, batch, parts.rng)
     jax.block_until_ready((state, m))
@@ -124,17 +113,41 @@ def bench_train(config, n_devices: int) -> dict:
               mfu=(flops / med / peak) if peak else None, memory_bytes=mem, memory_kind=mem_kind)
 
 
+def bench_spatial_attention(config) -> list[dict]:
+  """Forward + backward of the spatial-attention conv (2 -> 1 channels, k x k) at the config's
+  full resolution and batch, for each implementation."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from maskinpaint_jax.models import attention  # pylint: disable=g-import-not-at-top
+  size, k = config.data.image_size, config.model.spatial_attention_kernel
+  x = jax.random.normal(jax.random.key(0), (config.batch_size, size, size,
+                                            config.model.base_width))
+  rows = []
+  for impl in ("conv", "s2d"):
+    sa = attention.SpatialAttention(k, impl)
+    v = sa.init(jax.random.key(1), x)
+    f = jax.jit(jax.value_and_grad(lambda p, x: jnp.sum(sa.apply(p, x) ** 2), argnums=(0, 1)))
+    jax.block_until_ready(f(v, x))
+    times = []
+    for _ in range(FLAGS.steps):
+      t = time.perf_counter()
+      jax.block_until_ready(f(v, x))
+      times.append(time.perf_counter() - t)
+    rows.append(dict(impl=impl, ms=1000 * statistics.median(times)))
+  return rows
+
+
 def bench_input(config) -> dict:
   import grain  # pylint: disable=g-import-not-at-top
   from maskinpaint_jax import input_pipeline  # pylint: disable=g-import-not-at-top
   it, info = input_pipeline.make_train_iterator(config, shard=grain.sharding.ShardOptions(0, 1))
-  for _ in range(_WARMUP.value):
+  for _ in range(FLAGS.warmup):
     next(it)
   t = time.perf_counter()
-  for _ in range(_STEPS.value):
+  for _ in range(FLAGS.steps):
     next(it)
   dt = time.perf_counter() - t
-  return dict(examples_per_s=_STEPS.value * config.batch_size / dt, batch=config.batch_size,
+  return dict(examples_per_s=FLAGS.steps * config.batch_size / dt, batch=config.batch_size,
               workers=config.data.num_workers, num_examples=info.num_examples)
 
 
@@ -165,7 +178,7 @@ def train_markdown(rows, config) -> str:
   lines = [f"Config: {config.data.image_size} px, base width {m.base_width}, widths "
            f"x{tuple(m.width_multipliers)}, D {tuple(config.disc.widths)}, dtype {m.dtype}, "
            f"spatial attention impl `{m.spatial_attention_impl}`. Synthetic batches; median of "
-           f"{_STEPS.value} steps after {_WARMUP.value} warm-up.", "",
+           f"{FLAGS.steps} steps after {FLAGS.warmup} warm-up.", "",
            "| devices | global batch | step (s, median) | img/s | compile (s) | GFLOP/step | "
            "TFLOP/s | MFU | memory |", "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
   for r in rows:
@@ -193,19 +206,37 @@ def write_section(path: str, title: str, body: str, command: str):
   p.write_text(text)
 
 
+def define_flags():
+  """Command-line flags (only when run as a program)."""
+  cli.define_config_flag(required=False)
+  flags.DEFINE_integer("steps", 20, "Timed steps (train, input).")
+  flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.")
+  flags.DEFINE_string("devices", None, "Comma-separated device counts to scale over.")
+  flags.DEFINE_integer("fake_cpu_devices", None, "Expose N fake CPU devices (layout tests).")
+  flags.DEFINE_integer("per_device_batch", None,
+                       "Per-device batch (default: config.batch_size / devices).")
+  flags.DEFINE_float("peak_tflops", None, "Device peak TFLOP/s for MFU (default: table).")
+  flags.DEFINE_string("write", None, "Markdown file to add this benchmark's section to.")
+  flags.DEFINE_string("src", None, "Photo folder (build).")
+  flags.DEFINE_string("workers", "1,2", "Worker counts (build).")
+  flags.DEFINE_integer("limit", None, "Photos to use (build).")
+  flags.DEFINE_string("label", None, "Section title suffix in the markdown file.")
+
+
 def main(argv):
-  if len(argv) != 2 or argv[1] not in ("train", "input", "build"):
-    raise SystemExit("usage: python -m maskinpaint_jax.bench {train,input,build} [flags]")
+  if len(argv) != 2 or argv[1] not in ("train", "input", "build", "attention"):
+    raise SystemExit("usage: python -m maskinpaint_jax.bench {train,input,build,attention} "
+                     "[flags]")
   what = argv[1]
-  if _FAKE.value:
+  if FLAGS.fake_cpu_devices:
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                               f" --xla_force_host_platform_device_count={_FAKE.value}")
+                               f" --xla_force_host_platform_device_count={FLAGS.fake_cpu_devices}")
   command = "python -m maskinpaint_jax.bench " + " ".join(sys.argv[1:])
-  config = _CONFIG.value
+  config = FLAGS.config
   if what == "build":
-    if not _SRC.value:
+    if not FLAGS.src:
       raise SystemExit("bench build needs --src")
-    rows = bench_build(_SRC.value, [int(w) for w in _WORKERS.value.split(",")], _LIMIT.value)
+    rows = bench_build(FLAGS.src, [int(w) for w in FLAGS.workers.split(",")], FLAGS.limit)
     body = "\n".join(["| workers | photos | seconds | img/s | img/s per worker |",
                       "|---:|---:|---:|---:|---:|"] +
                      [f"| {r['workers']} | {r['images']} | {r['seconds']:.1f} | "
@@ -216,24 +247,35 @@ def main(argv):
       raise SystemExit(f"bench {what} needs --config")
     import jax  # pylint: disable=g-import-not-at-top
     if what == "train":
-      counts = ([int(c) for c in _DEVICES.value.split(",")] if _DEVICES.value
+      counts = ([int(c) for c in FLAGS.devices.split(",")] if FLAGS.devices
                 else [jax.device_count()])
       rows = []
       for n in counts:
         rows.append(bench_train(config.copy_and_resolve_references(), n))
         print(json.dumps(rows[-1]), flush=True)
       body = train_markdown(rows, config)
-      title = f"Train step: {_LABEL.value or pathlib.Path(_CONFIG_PATH()).stem}"
+      title = f"Train step: {FLAGS.label or pathlib.Path(_CONFIG_PATH()).stem}"
+    elif what == "attention":
+      rows = bench_spatial_attention(config)
+      c = config
+      body = "\n".join(
+          [f"Spatial attention ({c.model.spatial_attention_kernel}x"
+           f"{c.model.spatial_attention_kernel}, 2 -> 1 channels) on a {c.batch_size} x "
+           f"{c.data.image_size} x {c.data.image_size} x {c.model.base_width} map, forward + "
+           f"backward, median of {FLAGS.steps}:", "", "| impl | ms |", "|---|---:|"] +
+          [f"| {r['impl']} | {r['ms']:.1f} |" for r in rows] +
+          ["", f"s2d / conv: {rows[0]['ms'] / rows[1]['ms']:.1f}x faster"])
+      title = f"Spatial attention conv: {FLAGS.label or pathlib.Path(_CONFIG_PATH()).stem}"
     else:
       r = bench_input(config)
       body = (f"Grain pipeline alone: **{r['examples_per_s']:.0f} examples/s** (batch "
               f"{r['batch']}, {r['workers']} worker process(es), {r['num_examples']} examples)."
               " Compare with the train step's img/s in the same config's section.")
-      title = f"Input pipeline: {_LABEL.value or pathlib.Path(_CONFIG_PATH()).stem}"
+      title = f"Input pipeline: {FLAGS.label or pathlib.Path(_CONFIG_PATH()).stem}"
   print(f"\n## {title}\n\n{body}\n")
-  if _WRITE.value:
-    write_section(_WRITE.value, title, body, command)
-    print(f"written to {_WRITE.value}")
+  if FLAGS.write:
+    write_section(FLAGS.write, title, body, command)
+    print(f"written to {FLAGS.write}")
 
 
 def _CONFIG_PATH() -> str:  # pylint: disable=invalid-name
@@ -241,4 +283,5 @@ def _CONFIG_PATH() -> str:  # pylint: disable=invalid-name
 
 
 if __name__ == "__main__":
+  define_flags()
   cli.run(main)

@@ -94,7 +94,7 @@ def main(argv=None):
   args = parse_args(argv)
   runs = (REPO / args.runs) if not pathlib.Path(args.runs).is_absolute() else pathlib.Path(args.runs)
   data_dir, train_dir, inpaint_dir = runs / "tfds", runs / "train", runs / "inpaint"
-  overrides = [f"--config.data.data_dir={data_dir}", "--config.data.train_datasets=face_mask,rect"]
+  overrides = [f"--config.data.data_dir={data_dir}"]
   if args.steps:
     overrides.append(f"--config.num_train_steps={args.steps}")
   timings = {}
@@ -120,7 +120,7 @@ def main(argv=None):
     print(f"already evaluated: {eval_dir}")
   else:
     run(["maskinpaint_jax.evaluate", "--workdir", str(train_dir), "--out", str(eval_dir),
-         "--config", str(REPO / "configs" / "demo.py")] + overrides[:1])
+         "--config", str(REPO / "configs" / "demo.py")] + overrides[:1])  # data_dir only
   timings["evaluate"] = time.time() - t
   results = json.loads((eval_dir / "results.json").read_text())
 

@@ -13,10 +13,13 @@ import os
 import jax
 from absl import flags, logging
 
-_COORDINATOR = flags.DEFINE_string(
-    "coordinator_address", None, "host:port of process 0, for multi-process runs.")
-_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Total number of processes.")
-_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
+
+
+def define_flags():
+  flags.DEFINE_string("coordinator_address", None,
+                      "host:port of process 0, for multi-process runs.")
+  flags.DEFINE_integer("num_processes", None, "Total number of processes.")
+  flags.DEFINE_integer("process_id", None, "This process's index.")
 
 
 def _slurm_multi_task() -> bool:
@@ -24,8 +27,11 @@ def _slurm_multi_task() -> bool:
 
 
 def initialize() -> None:
-  """Initialises jax.distributed if this run is multi-process; idempotent."""
-  explicit = _COORDINATOR.value is not None
+  """Initialises jax.distributed if this run is multi-process; idempotent. Reads the flags of
+  define_flags()."""
+  coordinator = flags.FLAGS.coordinator_address
+  num_processes, process_id = flags.FLAGS.num_processes, flags.FLAGS.process_id
+  explicit = coordinator is not None
   if not explicit and not _slurm_multi_task():
     return
   if jax.distributed.is_initialized():
@@ -33,9 +39,9 @@ def initialize() -> None:
   # CPU devices of different processes talk over gloo (TCP); GPUs are unaffected (NCCL).
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
   if explicit:
-    if _NUM_PROCESSES.value is None or _PROCESS_ID.value is None:
+    if num_processes is None or process_id is None:
       raise ValueError("--coordinator_address needs --num_processes and --process_id")
-    jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    jax.distributed.initialize(coordinator, num_processes, process_id)
   else:
     jax.distributed.initialize()  # SLURM: JAX reads the SLURM_* environment
   logging.info("process %d of %d, %d local / %d global devices", jax.process_index(),

@@ -30,19 +30,6 @@ from data_prep import images as image_utils
 from data_prep import masks as mask_lib
 from maskinpaint_jax import baselines, checkpoint, cli, inference, input_pipeline, metrics
 
-_CONFIG = cli.define_config_flag(required=False)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (checkpoints).", required=True)
-_SPLIT = flags.DEFINE_string("split", "test", "Dataset split to evaluate.")
-_STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: newest).")
-_OUT = flags.DEFINE_string("out", None, "Output folder (default <workdir>/eval/<split>-step<N>).")
-_LPIPS_WEIGHTS = flags.DEFINE_string(
-    "lpips_weights", None, "Folder with lpips-j's vgg16_weights.h5 and lpips_lin.h5 "
-    "(default: $LPIPS_WEIGHTS_DIR, the Hugging Face cache, then the hub).")
-_LIMIT = flags.DEFINE_integer("limit", None, "Evaluate only the first N examples per dataset.")
-_BATCH = flags.DEFINE_integer("batch_size", 32, "Evaluation batch size.")
-_IDENTITY = flags.DEFINE_bool("identity", True, "Compute identity preservation (face_recognition).")
-_SAMPLES = flags.DEFINE_integer("num_samples", 8, "Examples in each picture grid.")
-
 METHODS = ("masked_input", "telea", "navier_stokes", "ours_raw", "ours_composite")
 LABELS = {
     "masked_input": "Masked input (as is)",
@@ -223,16 +210,32 @@ def _machine() -> str:
   return f"{platform.machine()} {os.cpu_count()} CPU cores, JAX {jax.__version__} on {dev.platform}"
 
 
+def define_flags():
+  """Command-line flags (only when run as a program)."""
+  cli.define_config_flag(required=False)
+  flags.DEFINE_string("workdir", None, "Training workdir (checkpoints).", required=True)
+  flags.DEFINE_string("split", "test", "Dataset split to evaluate.")
+  flags.DEFINE_integer("step", None, "Checkpoint step (default: newest).")
+  flags.DEFINE_string("out", None, "Output folder (default <workdir>/eval/<split>-step<N>).")
+  flags.DEFINE_string("lpips_weights", None,
+                      "Folder with lpips-j's vgg16_weights.h5 and lpips_lin.h5 (default: "
+                      "$LPIPS_WEIGHTS_DIR, the Hugging Face cache, then the hub).")
+  flags.DEFINE_integer("limit", None, "Evaluate only the first N examples per dataset.")
+  flags.DEFINE_integer("batch_size", 32, "Evaluation batch size.")
+  flags.DEFINE_bool("identity", True, "Compute identity preservation (face_recognition).")
+  flags.DEFINE_integer("num_samples", 8, "Examples in each picture grid.")
+
+
 def main(argv):
   del argv
-  config = _CONFIG.value
-  out_dir, results = run(config, _WORKDIR.value, split=_SPLIT.value, step=_STEP.value,
-                         out=_OUT.value, lpips_weights=_LPIPS_WEIGHTS.value, limit=_LIMIT.value,
-                         batch_size=_BATCH.value, identity=_IDENTITY.value,
-                         num_samples=_SAMPLES.value)
+  f = flags.FLAGS
+  out_dir, results = run(f.config, f.workdir, split=f.split, step=f.step, out=f.out,
+                         lpips_weights=f.lpips_weights, limit=f.limit, batch_size=f.batch_size,
+                         identity=f.identity, num_samples=f.num_samples)
   print(to_markdown(results))
   print(f"\nwritten: {out_dir}/results.md, results.json, results.csv, samples_*.png")
 
 
 if __name__ == "__main__":
+  define_flags()
   cli.run(main)

@@ -33,10 +33,6 @@ from data_prep import images as image_utils
 from maskinpaint_jax import (checkpoint, cli, distributed, inference, input_pipeline, losses,
                              metrics, models)
 
-_CONFIG = cli.define_config_flag()
-_WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, logs and samples go.",
-                               required=True)
-
 # Fields that must match a checkpoint's config to resume from it.
 RESUME_MUST_MATCH = ("model", "disc", "data.image_size", "batch_size")
 
@@ -292,7 +288,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
 
   mesh = make_mesh()
-  replicated, data_sharding = mesh_shardings(mesh)
+  _, data_sharding = mesh_shardings(mesh)
 
   data_iter, info = input_pipeline.make_train_iterator(config)
   total_steps = num_train_steps(config, info.num_examples)
@@ -432,11 +428,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   return last
 
 
+def define_flags():
+  """Command-line flags; defined only when run as a program, so importing this is side-effect
+  free."""
+  cli.define_config_flag()
+  flags.DEFINE_string("workdir", None, "Where checkpoints, logs and samples go.", required=True)
+  distributed.define_flags()
+
+
 def main(argv):
   del argv
   distributed.initialize()
-  train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
 
 
 if __name__ == "__main__":
+  define_flags()
   cli.run(main)

@@ -24,6 +24,16 @@ def test_each_awkward_file_loads_or_fails_with_its_reason(awkward):
         images.load_rgb(root / name)
 
 
+def test_truncation_is_caught_even_after_face_recognition_is_imported(awkward):
+  root, _ = awkward
+  import face_recognition  # noqa: F401  (sets PIL's LOAD_TRUNCATED_IMAGES = True globally)
+  from PIL import ImageFile
+  assert ImageFile.LOAD_TRUNCATED_IMAGES
+  with pytest.raises(images.ImageLoadError, match="truncated"):
+    images.load_rgb(root / "truncated.jpg")
+  assert ImageFile.LOAD_TRUNCATED_IMAGES  # the global setting is left as it was
+
+
 def test_conversions_keep_the_picture(awkward, celeba_paths):
   root, _ = awkward
   from PIL import Image

@@ -111,13 +111,22 @@ def test_eca_adaptive_kernel(channels, k):
   assert attention.eca_kernel_size(channels) == k
 
 
-def test_spatial_attention_shift_implementation_equals_the_conv():
-  x = jax.random.normal(jax.random.key(0), (2, 12, 10, 6))
-  sa = attention.SpatialAttention(7, "conv")
+@pytest.mark.parametrize("shape,k", [((2, 12, 8, 6), 7), ((1, 16, 16, 3), 7), ((2, 8, 4, 5), 3),
+                                     ((1, 4, 4, 2), 5), ((1, 6, 10, 4), 7)])
+def test_spatial_attention_blocked_implementation_equals_the_conv(shape, k):
+  # s2d computes the 2 -> 1 conv on 4x4 blocks (6 x 10 is not divisible: plain conv fallback).
+  x = jax.random.normal(jax.random.key(0), shape)
+  sa = attention.SpatialAttention(k, "conv")
   v = sa.init(jax.random.key(1), x)
   a = sa.apply(v, x)
-  b = attention.SpatialAttention(7, "shifts").apply(v, x)
+  b = attention.SpatialAttention(k, "s2d").apply(v, x)
   np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  grad = lambda impl: jax.grad(lambda p: jnp.sum(attention.SpatialAttention(k, impl).apply(
+      {"params": p}, x) ** 2))(v["params"])
+  np.testing.assert_allclose(grad("s2d")["conv"]["kernel"], grad("conv")["conv"]["kernel"],
+                             rtol=1e-4, atol=1e-5)
+  with pytest.raises(ValueError, match="impl"):
+    attention.SpatialAttention(k, "fft").apply(v, x)
 
 
 def test_spatial_attention_matches_a_numpy_reference():

@@ -37,7 +37,7 @@ class Generator(nn.Module):
   mmrm_spatial_attention: bool = True
   up_channel_attention: bool = True
   spatial_attention_kernel: int = 7
-  spatial_attention_impl: str = "conv"
+  spatial_attention_impl: str = "auto"
   non_blind: bool = False
   dtype: Dtype = jnp.float32
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import ml_collections
+from absl import flags
 
 from maskinpaint_jax import cli
 from maskinpaint_jax import models
-
-_CONFIG = cli.define_config_flag()
 
 
 def count_params(tree) -> int:
@@ -65,9 +64,10 @@ def to_markdown(rows, config) -> str:
 
 def main(argv):
   del argv
-  config = _CONFIG.value
+  config = flags.FLAGS.config
   print(to_markdown(ablation_table(config), config))
 
 
 if __name__ == "__main__":
+  cli.define_config_flag()
   cli.run(main)
