@@ -29,8 +29,19 @@ test: install
 test-fast: install
 	$(PY) -m pytest -q -rfEs -m "not slow" tests
 
+# Re-measures the CPU numbers of docs/benchmarks.md on this machine (about 10 minutes).
+BENCH := $(PY) -m maskinpaint_jax.bench
 bench: install
-	$(PY) -m maskinpaint_jax.bench train --config configs/demo.py
+	$(BENCH) train --config configs/demo.py --config.model.spatial_attention_impl=conv \
+	  --steps 20 --label "demo, before: plain spatial-attention conv" --write docs/benchmarks.md
+	$(BENCH) train --config configs/demo.py --steps 20 \
+	  --label "demo, after: blocked spatial-attention conv (auto = s2d on CPU)" --write docs/benchmarks.md
+	$(BENCH) attention --config configs/demo.py --steps 20 --label demo --write docs/benchmarks.md
+	$(BENCH) train --config configs/demo.py --fake_cpu_devices 8 --devices 1,2,4,8 --steps 10 \
+	  --label "demo, layout over 1-8 fake CPU devices (global batch 16)" --write docs/benchmarks.md
+	$(BENCH) input --config configs/demo.py --config.data.data_dir=runs/demo/tfds --steps 100 \
+	  --label demo --write docs/benchmarks.md
+	$(BENCH) build --src sample_data/celeba --workers 1,2 --write docs/benchmarks.md
 
 # Re-pin after a deliberate upgrade: writes the versions of the current venv.
 lock: install

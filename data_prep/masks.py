@@ -23,6 +23,7 @@ masked image equals the clean one bit for bit.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import zlib
 
 import cv2
@@ -161,9 +162,13 @@ def _fill_alpha(outline: np.ndarray) -> np.ndarray:
   return alpha.astype(np.float32) / 255.0
 
 
+@functools.lru_cache(maxsize=1)
 def _grid():
+  """Normalised template coordinates (x, y) in [0, 1]; read-only, computed once."""
   y, x = np.mgrid[0:TEMPLATE_HEIGHT, 0:TEMPLATE_WIDTH].astype(np.float32)
-  return x / (TEMPLATE_WIDTH - 1), y / (TEMPLATE_HEIGHT - 1)
+  x, y = x / (TEMPLATE_WIDTH - 1), y / (TEMPLATE_HEIGHT - 1)
+  x.flags.writeable = y.flags.writeable = False
+  return x, y
 
 
 def _shading(rng: np.random.Generator, curvature: float) -> np.ndarray:
@@ -172,7 +177,7 @@ def _shading(rng: np.random.Generator, curvature: float) -> np.ndarray:
   x, y = _grid()
   side = 1.0 - curvature * (2 * x - 1) ** 2
   light = 1.0 + rng.uniform(-0.12, 0.12) * (x - 0.5) * 2 + rng.uniform(-0.08, 0.08) * (y - 0.5) * 2
-  noise = rng.normal(0.0, 0.015, x.shape).astype(np.float32)
+  noise = rng.standard_normal(x.shape, dtype=np.float32) * np.float32(0.015)
   return np.clip(side * light + noise, 0.2, 1.3)[..., None]
 
 
