@@ -32,10 +32,10 @@ test-fast: install
 # Re-measures the CPU numbers of docs/benchmarks.md on this machine (about 10 minutes).
 BENCH := $(PY) -m maskinpaint_jax.bench
 bench: install
-	$(BENCH) train --config configs/demo.py --config.model.spatial_attention_impl=conv \
-	  --steps 20 --label "demo, before: plain spatial-attention conv" --write docs/benchmarks.md
-	$(BENCH) train --config configs/demo.py --steps 20 \
-	  --label "demo, after: blocked spatial-attention conv (auto = s2d on CPU)" --write docs/benchmarks.md
+	$(BENCH) train --config configs/demo.py --steps 20 --write docs/benchmarks.md
+	$(BENCH) train --config configs/demo.py --compare model.spatial_attention_impl=conv,s2d \
+	  --steps 40 --label "demo, before / after: plain vs. blocked spatial-attention conv" \
+	  --write docs/benchmarks.md
 	$(BENCH) attention --config configs/demo.py --steps 20 --label demo --write docs/benchmarks.md
 	$(BENCH) train --config configs/demo.py --fake_cpu_devices 8 --devices 1,2,4,8 --steps 10 \
 	  --label "demo, layout over 1-8 fake CPU devices (global batch 16)" --write docs/benchmarks.md

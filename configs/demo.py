@@ -8,20 +8,13 @@ to train in about five minutes on 2 CPU cores: 300 steps of 16 images (~7.5 epoc
 learning rate is 5x the paper's to make those few steps count. Not a paper configuration.
 """
 
-import importlib.util
 import pathlib
 
-
-def _load_sibling(name):
-  path = pathlib.Path(__file__).with_name(f"{name}.py")
-  spec = importlib.util.spec_from_file_location(f"maskinpaint_configs_{name}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from maskinpaint_jax import cli
 
 
 def get_config():
-  config = _load_sibling("default").get_config()
+  config = cli.load_config(pathlib.Path(__file__).with_name("default.py"))
   config.data.data_dir = "runs/demo/tfds"
   config.data.image_size = 64
   config.data.train_datasets = "face_mask,rect"

@@ -7,20 +7,13 @@ r"""The smallest configuration: smoke tests, CI and the layout/scaling checks (s
 32 px, a 2-level U-Net of width 4, batch 8. It learns nothing useful; it exercises everything.
 """
 
-import importlib.util
 import pathlib
 
-
-def _load_sibling(name):
-  path = pathlib.Path(__file__).with_name(f"{name}.py")
-  spec = importlib.util.spec_from_file_location(f"maskinpaint_configs_{name}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from maskinpaint_jax import cli
 
 
 def get_config():
-  config = _load_sibling("default").get_config()
+  config = cli.load_config(pathlib.Path(__file__).with_name("default.py"))
   config.data.data_dir = "runs/tiny/tfds"
   config.data.image_size = 32
   config.data.num_workers = 0

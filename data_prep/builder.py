@@ -19,7 +19,6 @@ import json
 import multiprocessing
 import os
 import pathlib
-import time
 from typing import Any
 
 import numpy as np

@@ -35,7 +35,7 @@ ENLARGE = 1.2  # the paper's 1.2: the mask must cover nose, mouth and chin with 
 FACE_MASK_STYLES = ("surgical", "cloth", "n95")
 MASK_TYPES = FACE_MASK_STYLES + ("rect",)
 
-TEMPLATE_HEIGHT, TEMPLATE_WIDTH = 200, 240  # drawing resolution; halves are 120 px wide
+TEMPLATE_HEIGHT, TEMPLATE_WIDTH = 160, 192  # drawing resolution; halves are 96 px wide
 SUPERSAMPLE = 2                             # the fitted mask is drawn at 2x, then warped down
 
 
@@ -147,7 +147,7 @@ def apply_rect(clean: np.ndarray, fill: int = 255):
 
 # --- procedural templates ---------------------------------------------------------------------
 # Each outline is a top curve and a bottom curve over x in [x0, 1 - x0] (fractions of the
-# template), drawn with anti-aliased edges into an RGBA float template of 200 x 240 px.
+# template), drawn with anti-aliased edges into an RGBA float template of 160 x 192 px.
 
 
 def _outline(top, bottom, x0: float, n: int = 64) -> np.ndarray:
@@ -281,7 +281,7 @@ _DRAW = {"surgical": _surgical, "cloth": _cloth, "n95": _n95}
 
 
 def draw_template(style: str, rng: np.random.Generator) -> np.ndarray:
-  """A (200, 240, 4) float32 RGBA template in [0, 1] for one of FACE_MASK_STYLES."""
+  """A (160, 192, 4) float32 RGBA template in [0, 1] for one of FACE_MASK_STYLES."""
   if style not in _DRAW:
     raise ValueError(f"unknown mask style {style!r}; choose from {FACE_MASK_STYLES}")
   rgb, alpha = _DRAW[style](rng)

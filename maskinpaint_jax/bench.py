@@ -19,6 +19,7 @@ build: images/s per worker of data_prep.build over a photo folder.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import os
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 from absl import flags
 
@@ -71,19 +73,41 @@ def peak_memory_bytes(devices) -> tuple[int, str]:
   return rss, "process max RSS"
 
 
-def bench_train(config, n_devices: int) -> dict:
+@dataclasses.dataclass
+class TrainRunner:
+  """A compiled train step with its state and a synthetic batch, ready to be timed."""
+  compiled: Any
+  state: Any
+  batch: Any
+  rng: Any
+  devices: list
+  compile_s: float
+  flops: float
+
+  def time_steps(self, n: int) -> list[float]:
+    import jax  # pylint: disable=g-import-not-at-top
+    times = []
+    for _ in range(n):
+      t = time.perf_counter()
+      self.state, m = self.compiled(self.state, self.batch, self.rng)
+      jax.block_until_ready((self.state, m))
+      times.append(time.perf_counter() - t)
+    return times
+
+
+def prepare_train(config, n_devices: int) -> TrainRunner:
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from maskinpaint_jax import train  # pylint: disable=g-import-not-at-top
   devices = jax.devices()[:n_devices]
   if FLAGS.per_device_batch:
     config.batch_size = FLAGS.per_device_batch * n_devices
-  mesh = train.make_mesh(devices)
-  parts = train.build(config, mesh)
-  _, data_sharding = train.mesh_shardings(mesh)
   size, b = config.data.image_size, config.batch_size
   if b % n_devices:
     raise ValueError(f"batch {b} does not split over {n_devices} devices")
+  mesh = train.make_mesh(devices)
+  parts = train.build(config, mesh)
+  _, data_sharding = train.mesh_shardings(mesh)
   rng = np.random.default_rng(0)
   host = {"clean": rng.integers(0, 256, (b, size, size, 3), dtype=np.uint8),
           "masked": rng.integers(0, 256, (b, size, size, 3), dtype=np.uint8),
@@ -97,23 +121,47 @@ def bench_train(config, n_devices: int) -> dict:
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   # An SPMD-partitioned step reports the FLOPs of one device's program.
   flops = (float(cost.get("flops", 0.0)) if cost else 0.0) * n_devices
-  for _ in range(FLAGS.warmup):
-    state, m = compiled(state, batch, parts.rng)
-  jax.block_until_ready(state)
-  times = []
-  for _ in range(FLAGS.steps):
-    t = time.perf_counter()
-    state, m = compiled(state, batch, parts.rng)
-    jax.block_until_ready((state, m))
-    times.append(time.perf_counter() - t)
-  med = statistics.median(times)
-  mem, mem_kind = peak_memory_bytes(devices)
+  runner = TrainRunner(compiled, state, batch, parts.rng, devices, compile_s, flops)
+  runner.time_steps(FLAGS.warmup)
+  return runner
+
+
+def train_row(config, runner: TrainRunner, times: list[float]) -> dict:
+  med, n = statistics.median(times), len(runner.devices)
+  mem, mem_kind = peak_memory_bytes(runner.devices)
   peak = peak_flops(config.model.dtype)
-  return dict(devices=n_devices, batch=b, image_size=size, dtype=config.model.dtype,
-              compile_s=compile_s, step_s=med, step_s_min=min(times), img_per_s=b / med,
-              flops_per_step=flops, tflops=flops / med / 1e12,
-              mfu=(flops / med / n_devices / peak) if peak else None, memory_bytes=mem,
+  return dict(devices=n, batch=config.batch_size, image_size=config.data.image_size,
+              dtype=config.model.dtype, compile_s=runner.compile_s, step_s=med,
+              step_s_min=min(times), img_per_s=config.batch_size / med,
+              flops_per_step=runner.flops, tflops=runner.flops / med / 1e12,
+              mfu=(runner.flops / med / n / peak) if peak else None, memory_bytes=mem,
               memory_kind=mem_kind)
+
+
+def bench_train(config, n_devices: int) -> dict:
+  runner = prepare_train(config, n_devices)
+  return train_row(config, runner, runner.time_steps(FLAGS.steps))
+
+
+def bench_compare(config, key: str, values: list[str], rounds: int = 5) -> list[dict]:
+  """Before / after in one run: each variant of `key` compiled once, then timed in alternating
+  blocks of --steps / rounds steps, so machine noise hits every variant alike."""
+  import jax  # pylint: disable=g-import-not-at-top
+  variants = []
+  for v in values:
+    c = config.copy_and_resolve_references()
+    node, leaf = c, key.split(".")
+    for part in leaf[:-1]:
+      node = node[part]
+    current = node[leaf[-1]]
+    node[leaf[-1]] = type(current)(v) if not isinstance(current, bool) else v == "True"
+    variants.append((v, c, prepare_train(c, jax.device_count())))
+  times = {v: [] for v in values}
+  per_round = max(1, FLAGS.steps // rounds)
+  for _ in range(rounds):
+    for v, _, runner in variants:
+      times[v] += runner.time_steps(per_round)
+  return [dict(variant=f"{key}={v}", **train_row(c, r, times[v])) for v, c, r in variants]
 
 
 def bench_spatial_attention(config) -> list[dict]:
@@ -202,6 +250,21 @@ def train_markdown(rows, config) -> str:
   return "\n".join(lines)
 
 
+def compare_markdown(rows, config) -> str:
+  m = config.model
+  lines = [f"Config: {config.data.image_size} px, base width {m.base_width}, widths "
+           f"x{tuple(m.width_multipliers)}, batch {config.batch_size}, {m.dtype}. Synthetic "
+           f"batches. Each variant compiled once, then timed in alternating blocks (5 rounds, "
+           f"{FLAGS.steps} steps each in all); medians.", "",
+           "| variant | step (s, median) | img/s | GFLOP/step |", "|---|---:|---:|---:|"]
+  for r in rows:
+    lines.append(f"| `{r['variant']}` | {r['step_s']:.3f} | {r['img_per_s']:.1f} | "
+                 f"{r['flops_per_step'] / 1e9:.1f} |")
+  lines += ["", f"Speed-up of the last over the first: "
+            f"{rows[0]['step_s'] / rows[-1]['step_s']:.2f}x"]
+  return "\n".join(lines)
+
+
 def write_section(path: str, title: str, body: str, command: str):
   """Adds or replaces `## title` in the markdown file, keeping the other sections."""
   p = pathlib.Path(path)
@@ -230,6 +293,8 @@ def define_flags():
   flags.DEFINE_string("workers", "1,2", "Worker counts (build).")
   flags.DEFINE_integer("limit", None, "Photos to use (build).")
   flags.DEFINE_string("label", None, "Section title suffix in the markdown file.")
+  flags.DEFINE_string("compare", None, "train: key=v1,v2 (e.g. model.spatial_attention_impl="
+                      "conv,s2d): the variants timed in alternation in one run.")
 
 
 def main(argv):
@@ -256,7 +321,14 @@ def main(argv):
     if config is None:
       raise SystemExit(f"bench {what} needs --config")
     import jax  # pylint: disable=g-import-not-at-top
-    if what == "train":
+    if what == "train" and FLAGS.compare:
+      key, values = FLAGS.compare.split("=", 1)
+      rows = bench_compare(config, key, values.split(","))
+      for r in rows:
+        print(json.dumps(r), flush=True)
+      body = compare_markdown(rows, config)
+      title = f"Train step: {FLAGS.label or key}"
+    elif what == "train":
       counts = ([int(c) for c in FLAGS.devices.split(",")] if FLAGS.devices
                 else [jax.device_count()])
       rows = []
@@ -278,9 +350,12 @@ def main(argv):
       title = f"Spatial attention conv: {FLAGS.label or pathlib.Path(_CONFIG_PATH()).stem}"
     else:
       r = bench_input(config)
+      step = bench_train(config.copy_and_resolve_references(), jax.device_count())
       body = (f"Grain pipeline alone: **{r['examples_per_s']:.0f} examples/s** (batch "
-              f"{r['batch']}, {r['workers']} worker process(es), {r['num_examples']} examples)."
-              " Compare with the train step's img/s in the same config's section.")
+              f"{r['batch']}, {r['workers']} worker process(es), {r['num_examples']} examples, "
+              f"decoding 3 PNGs and flipping per example). The train step of the same config "
+              f"consumes **{step['img_per_s']:.1f} img/s** on {step['devices']} device(s): the "
+              f"pipeline has {r['examples_per_s'] / step['img_per_s']:.0f}x headroom.")
       title = f"Input pipeline: {FLAGS.label or pathlib.Path(_CONFIG_PATH()).stem}"
   print(f"\n## {title}\n\n{body}\n")
   if FLAGS.write:

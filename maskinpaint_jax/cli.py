@@ -29,6 +29,17 @@ def define_config_flag(default: str | None = None, required: bool = True):
   return holder
 
 
+def load_config(path):
+  """get_config() of a configs/*.py file, by path (how one config builds on another)."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import pathlib  # pylint: disable=g-import-not-at-top
+  path = pathlib.Path(path)
+  spec = importlib.util.spec_from_file_location(f"maskinpaint_config_{path.stem}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
 def _config_overrides(argv):
   return [a for a in argv[1:] if a.startswith("--config.")]
 

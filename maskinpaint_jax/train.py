@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from absl import flags, logging
+from absl import flags
 
 from data_prep import images as image_utils
 from maskinpaint_jax import (checkpoint, cli, distributed, inference, input_pipeline, losses,

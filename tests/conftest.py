@@ -103,11 +103,8 @@ def tiny_data_dir(tmp_path_factory):
 
 def tiny_config(data_dir, **overrides):
   """configs/tiny.py pointed at `data_dir`, with dotted-key overrides."""
-  import importlib.util
-  spec = importlib.util.spec_from_file_location("tiny_config", REPO / "configs" / "tiny.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
+  from maskinpaint_jax import cli
+  config = cli.load_config(REPO / "configs" / "tiny.py")
   config.data.data_dir = str(data_dir)
   for key, value in overrides.items():
     node = config

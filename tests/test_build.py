@@ -1,7 +1,6 @@
 """The dataset builder end to end on real CelebA faces: report, format, determinism, interruption."""
 
 import json
-import os
 import pathlib
 import signal
 import subprocess

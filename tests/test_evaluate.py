@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 
 from conftest import run_cli
-from maskinpaint_jax import checkpoint, evaluate, input_pipeline, metrics
+from maskinpaint_jax import checkpoint, evaluate, input_pipeline
 
 
 def test_evaluate_writes_the_paper_tables_from_the_generator_alone(tiny_workdir, tmp_path):
@@ -37,7 +37,6 @@ def test_evaluate_writes_the_paper_tables_from_the_generator_alone(tiny_workdir,
     ex = [input_pipeline.to_model_inputs(source[i]) for i in range(len(source))]
     clean = np.stack([e["clean"] for e in ex])
     masked = np.stack([e["masked"] for e in ex])
-    hole = np.stack([e["hole"] for e in ex])
     a = summary["all"]
     assert a["n"] == len(ex)
     # The masked-input row, recomputed independently.

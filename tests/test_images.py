@@ -26,7 +26,7 @@ def test_each_awkward_file_loads_or_fails_with_its_reason(awkward):
 
 def test_truncation_is_caught_even_after_face_recognition_is_imported(awkward):
   root, _ = awkward
-  import face_recognition  # noqa: F401  (sets PIL's LOAD_TRUNCATED_IMAGES = True globally)
+  import face_recognition  # noqa: F401  pylint: disable=unused-import  (sets PIL's flag)
   from PIL import ImageFile
   assert ImageFile.LOAD_TRUNCATED_IMAGES
   with pytest.raises(images.ImageLoadError, match="truncated"):

@@ -1,4 +1,5 @@
-"""inpaint on users' photos: several faces, a face cut by the frame, RGBA, EXIF, no face."""
+"""inpaint on users' photos: several faces, a face cut by the frame, RGBA, grayscale, EXIF
+orientation, and a photo without a face."""
 
 import shutil
 
@@ -16,6 +17,7 @@ def photo_folder(tmp_path_factory, photos_dir):
   for name in ("two_people.jpg", "obama_partial_face.jpg", "32bit.png"):
     shutil.copy(photos_dir / name, root / name)
   Image.fromarray(np.full((120, 160, 3), 180, np.uint8)).save(root / "wall.png")
+  Image.open(photos_dir / "biden.jpg").convert("L").save(root / "biden_gray.png")
   # Stored sideways with an EXIF tag saying "rotate to display": only an EXIF-aware loader
   # finds the (upright) face.
   obama = Image.open(photos_dir / "obama.jpg")
@@ -33,10 +35,10 @@ def test_inpaint_a_folder_with_add_mask(tiny_workdir, photo_folder, tmp_path, ca
   log = capsys.readouterr()
   assert code == 1  # the wall has no face
   assert "FAILED" in log.err and "wall.png: no face found" in log.err
-  assert "4 of 5 photo(s) restored" in log.out
+  assert "5 of 6 photo(s) restored" in log.out
   assert "two_people.jpg: 2 face(s)" in log.out
   assert "obama_exif.jpg: 1 face(s)" in log.out
-  for stem in ("two_people", "obama_partial_face", "32bit", "obama_exif"):
+  for stem in ("two_people", "obama_partial_face", "32bit", "obama_exif", "biden_gray"):
     src = images.load_rgb(next(photo_folder.glob(stem + ".*")))
     masked = images.load_rgb(out / f"{stem}_masked.png")
     restored = images.load_rgb(out / f"{stem}_restored.png")

@@ -5,7 +5,6 @@ Runs the tiny configuration (configs/tiny.py) on a tiny dataset built from real 
 
 import json
 import os
-import pathlib
 import signal
 import socket
 import subprocess

@@ -39,33 +39,44 @@ def norm_layer(kind: str, dtype: Dtype, name: str | None = None):
   raise ValueError(f"norm must be 'group' or 'none', got {kind!r}")
 
 
+def conv_norm(x, features: int, k: int, norm: str, dtype: Dtype, conv_name: str,
+              norm_name: str):
+  """k x k conv then norm. The conv has no bias when a norm follows: the norm would cancel it."""
+  h = nn.Conv(features, (k, k), padding="SAME", use_bias=norm == "none", dtype=dtype,
+              name=conv_name)(x)
+  return norm_layer(norm, dtype, norm_name)(h)
+
+
+def residual(x, h, features: int, dtype: Dtype):
+  """act(h + x), through a 1x1 projection of x when the channel count changes."""
+  shortcut = x if x.shape[-1] == features else nn.Conv(
+      features, (1, 1), dtype=dtype, name="projection")(x)
+  return act(h + shortcut)
+
+
 class MMRM(nn.Module):
   features: int
   channel_attention: bool = True
   spatial_attention: bool = True
   norm: str = "group"
   sa_kernel: int = 7
-  sa_impl: str = "conv"
+  sa_impl: str = "auto"
   dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x):
-    # A bias before a normalisation is cancelled by it: convs followed by a norm have none.
-    biased = self.norm == "none"
-    conv = lambda k, name, bias=biased: nn.Conv(self.features, (k, k), padding="SAME",
-                                                use_bias=bias, dtype=self.dtype, name=name)
     branches = []
     for k in (1, 3, 5):
-      h = act(norm_layer(self.norm, self.dtype, f"norm{k}x{k}")(conv(k, f"conv{k}x{k}")(x)))
+      h = act(conv_norm(x, self.features, k, self.norm, self.dtype, f"conv{k}x{k}",
+                        f"norm{k}x{k}"))
       if self.spatial_attention and k > 1:
         h = SpatialAttention(self.sa_kernel, self.sa_impl, self.dtype, name=f"sa{k}x{k}")(h)
       branches.append(h)
     h = jnp.concatenate(branches, axis=-1)
     if self.channel_attention:
       h = EfficientChannelAttention(dtype=self.dtype, name="eca")(h)
-    h = norm_layer(self.norm, self.dtype, "norm_fuse")(conv(1, "fuse")(h))
-    shortcut = x if x.shape[-1] == self.features else conv(1, "projection", True)(x)
-    return act(h + shortcut)
+    h = conv_norm(h, self.features, 1, self.norm, self.dtype, "fuse", "norm_fuse")
+    return residual(x, h, self.features, self.dtype)
 
 
 class ResidualBlock(nn.Module):
@@ -76,10 +87,6 @@ class ResidualBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    biased = self.norm == "none"
-    conv = lambda k, name, bias=biased: nn.Conv(self.features, (k, k), padding="SAME",
-                                                use_bias=bias, dtype=self.dtype, name=name)
-    h = act(norm_layer(self.norm, self.dtype, "norm1")(conv(3, "conv1")(x)))
-    h = norm_layer(self.norm, self.dtype, "norm2")(conv(3, "conv2")(h))
-    shortcut = x if x.shape[-1] == self.features else conv(1, "projection", True)(x)
-    return act(h + shortcut)
+    h = act(conv_norm(x, self.features, 3, self.norm, self.dtype, "conv1", "norm1"))
+    h = conv_norm(h, self.features, 3, self.norm, self.dtype, "conv2", "norm2")
+    return residual(x, h, self.features, self.dtype)
