@@ -224,12 +224,16 @@ def _fmt_bytes(n):
   return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
-def train_markdown(rows, config) -> str:
+def describe(config) -> str:
   m = config.model
-  lines = [f"Config: {config.data.image_size} px, base width {m.base_width}, widths "
-           f"x{tuple(m.width_multipliers)}, D {tuple(config.disc.widths)}, dtype {m.dtype}, "
-           f"spatial attention impl `{m.spatial_attention_impl}`. Synthetic batches; median of "
-           f"{FLAGS.steps} steps after {FLAGS.warmup} warm-up.", "",
+  return (f"Config: {config.data.image_size} px, base width {m.base_width}, widths "
+          f"x{tuple(m.width_multipliers)}, D {tuple(config.disc.widths)}, dtype {m.dtype}, "
+          f"spatial attention impl `{m.spatial_attention_impl}`. Synthetic batches")
+
+
+def train_markdown(rows, config) -> str:
+  lines = [f"{describe(config)}; median of {FLAGS.steps} steps after {FLAGS.warmup} warm-up.",
+           "",
            "| devices | global batch | step (s, median) | img/s | compile (s) | GFLOP/step (all "
            "devices) | TFLOP/s | MFU | memory |", "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
   for r in rows:
@@ -251,11 +255,9 @@ def train_markdown(rows, config) -> str:
 
 
 def compare_markdown(rows, config) -> str:
-  m = config.model
-  lines = [f"Config: {config.data.image_size} px, base width {m.base_width}, widths "
-           f"x{tuple(m.width_multipliers)}, batch {config.batch_size}, {m.dtype}. Synthetic "
-           f"batches. Each variant compiled once, then timed in alternating blocks (5 rounds, "
-           f"{FLAGS.steps} steps each in all); medians.", "",
+  lines = [f"{describe(config)}, batch {config.batch_size}. Each variant compiled once, then "
+           f"timed in alternating blocks (5 rounds, {FLAGS.steps} steps each in all); medians.",
+           "",
            "| variant | step (s, median) | img/s | GFLOP/step |", "|---|---:|---:|---:|"]
   for r in rows:
     lines.append(f"| `{r['variant']}` | {r['step_s']:.3f} | {r['img_per_s']:.1f} | "
