@@ -67,8 +67,7 @@ def evaluate_dataset(restore, source, *, batch_size, lpips, identity, limit, num
   bar = tqdm.tqdm(total=n, unit="img", leave=False)
   for start in range(0, n, batch_size):
     examples = [source[i] for i in range(start, min(n, start + batch_size))]
-    batch = {k: np.stack([input_pipeline.to_model_inputs(e)[k] for e in examples])
-             for k in ("clean", "masked", "hole")}
+    batch = input_pipeline.stack_inputs(examples)
     landmarks = np.stack([e["landmarks"] for e in examples])
     raw, comp = restore(batch["masked"], batch["hole"])
     outputs = {"masked_input": batch["masked"],

@@ -49,6 +49,12 @@ def to_model_inputs(example: dict[str, Any]) -> dict[str, np.ndarray]:
           "hole": (np.asarray(example["mask"]) > 127).astype(np.uint8)}
 
 
+def stack_inputs(examples) -> dict[str, np.ndarray]:
+  """A list of TFDS examples -> one uint8 batch of model inputs (each example converted once)."""
+  converted = [to_model_inputs(e) for e in examples]
+  return {k: np.stack([c[k] for c in converted]) for k in ("clean", "masked", "hole")}
+
+
 def _flip(example, rng: np.random.Generator):
   example = to_model_inputs(example)
   if rng.random() < 0.5:  # one draw: clean, masked and hole flip together
@@ -110,8 +116,7 @@ def fixed_batch(data_dir: str, names: str, image_size: int, split: str, count: i
     examples += [source[i] for i in range(min(len(source), count - len(examples)))]
   if not examples:
     raise ValueError(f"split {split!r} of {names} has no examples")
-  batch = {k: np.stack([to_model_inputs(e)[k] for e in examples])
-           for k in ("clean", "masked", "hole")}
+  batch = stack_inputs(examples)
   batch["id"] = np.array([e["id"].decode() if isinstance(e["id"], bytes) else e["id"]
                           for e in examples])
   batch["mask_type"] = np.array([int(e["mask_type"]) for e in examples])

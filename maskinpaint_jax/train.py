@@ -303,6 +303,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                                            config.data.image_size, "train",
                                            config.num_eval_images)
 
+  val_inputs = {k: val_batch[k] for k in ("clean", "masked", "hole")}  # no ids: jit input
+
   parts = build(config, mesh)
   g, rng, state_sharding = parts.g, parts.rng, parts.state_sharding
   abstract_state = jax.eval_shape(parts.init)
@@ -327,10 +329,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     return {k: jax.make_array_from_process_local_data(data_sharding, v)
             for k, v in local.items()}
 
-  def save(step):
-    bad = int(state.nonfinite)
-    if bad:
-      raise FloatingPointError(bad)
+  def save(step):  # only ever after the non-finite check of the same step (below)
     checkpoint.save(mngr, step, to_items(state), data_iter, config)
 
   writer = Writer(workdir, is_main)
@@ -360,9 +359,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       at_ckpt = step % config.checkpoint_every_steps == 0 or step == total_steps
       at_eval = step % config.eval_every_steps == 0 or step == total_steps
       stopping = stop.signum is not None
-      if jax.process_count() > 1 and (at_log or stopping):
+      if jax.process_count() > 1:
+        # Every process must take part in the same collective: agree at log steps only, so a
+        # signal that reached some processes first cannot make them wait on the others.
         from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-        stopping = bool(multihost_utils.process_allgather(np.array(stopping)).any())
+        stopping = at_log and bool(
+            multihost_utils.process_allgather(np.array(stopping)).any())
       if at_log or at_ckpt or stopping:
         if int(state.nonfinite):
           raise FloatingPointError(int(state.nonfinite))
@@ -382,7 +384,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 f"g {last['g_loss']:.4f} (adv {last['g_adv']:.3f} l1 {last['g_l1']:.4f} "
                 f"tv {last['g_tv']:.4f})", flush=True)
       if at_eval:
-        val, out8 = eval_fn(state.g_params, {k: val_batch[k] for k in ("clean", "masked", "hole")})
+        val, out8 = eval_fn(state.g_params, val_inputs)
         val = {f"val_{k}": float(v) for k, v in jax.device_get(val).items()}
         last.update(val)
         writer.scalars(step, val)
