@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
+import pathlib
 import zlib
+from typing import Any
 
 import cv2
 import numpy as np
@@ -32,7 +35,7 @@ import numpy as np
 NOSE_BRIDGE, CHIN, JAW_TOWARD_P1, JAW_TOWARD_P16, NOSE_BOTTOM = 29, 8, 1, 16, 33
 ENLARGE = 1.2  # the paper's 1.2: the mask must cover nose, mouth and chin with some margin
 
-FACE_MASK_STYLES = ("surgical", "cloth", "n95")
+FACE_MASK_STYLES = ("surgical", "cloth", "n95")  # n95 = cup N95 or folded KN95
 MASK_TYPES = FACE_MASK_STYLES + ("rect",)
 
 TEMPLATE_HEIGHT, TEMPLATE_WIDTH = 160, 192  # drawing resolution; halves are 96 px wide
@@ -185,6 +188,27 @@ def _jitter(rng, rgb, amount=12.0):
   return np.clip(np.asarray(rgb, np.float32) + rng.uniform(-amount, amount, 3), 0, 255) / 255.0
 
 
+PALETTE_PATH = pathlib.Path(__file__).with_name("mask_colors.json")
+
+
+@functools.lru_cache(maxsize=1)
+def measured_palette() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """(weights, mean RGB, RGB spread) of real masks' base colours, measured on real photos by
+  `python -m data_prep.mask_colors` (white, grey, black, navy, light blue, ... ; see the JSON)."""
+  groups = json.loads(PALETTE_PATH.read_text())["groups"]
+  weights = np.array([g["weight"] for g in groups], np.float64)
+  return (weights / weights.sum(), np.array([g["rgb"] for g in groups], np.float32),
+          np.array([g["spread"] for g in groups], np.float32))
+
+
+def _real_color(rng: np.random.Generator) -> np.ndarray:
+  """A base colour drawn from the measured distribution of real masks: a group by its weight,
+  then a normal draw with the group's own spread. RGB in [0, 1]."""
+  weights, means, spreads = measured_palette()
+  g = int(rng.choice(len(weights), p=weights))
+  return np.clip(means[g] + rng.standard_normal(3).astype(np.float32) * spreads[g], 0, 255) / 255.0
+
+
 def _draw_curves(canvas, curves, color, thickness):
   for pts in curves:
     cv2.polylines(canvas, [np.round(pts * 16).astype(np.int32)], False, color, thickness,
@@ -196,50 +220,125 @@ def _curve(fn, x0, x1, n=48):
   return np.stack([xs, fn(xs)], 1) * np.array([TEMPLATE_WIDTH - 1, TEMPLATE_HEIGHT - 1])
 
 
+@dataclasses.dataclass(frozen=True)
+class Shape:
+  """A mask outline: top and bottom curves y(x) over x in [x0, 1 - x0] (template fractions)."""
+  top: Any
+  bottom: Any
+  x0: float
+
+  def outline(self) -> np.ndarray:
+    return _outline(self.top, self.bottom, self.x0)
+
+
+# Every outline the renderer draws; hole estimation (holes.py) fits the same ones.
+SHAPES = {
+    "surgical": Shape(lambda x: 0.20 - 0.16 * (1 - np.abs(2 * x - 1)) ** 1.5,
+                      lambda x: 0.80 + 0.17 * (1 - (2 * x - 1) ** 2), 0.07),
+    "cloth": Shape(lambda x: 0.22 - 0.20 * (1 - np.abs(2 * x - 1)) ** 1.2,
+                   lambda x: 0.72 + 0.26 * np.clip(1 - (2 * x - 1) ** 2, 0, 1) ** 0.8, 0.0),
+    "n95_cup": Shape(lambda x: 0.14 - 0.12 * (1 - np.abs(2 * x - 1)),
+                     lambda x: 0.45 + 0.53 * np.sqrt(np.clip(1 - (2 * x - 1) ** 2, 0, 1)), 0.03),
+    "kn95": Shape(lambda x: 0.26 - 0.23 * (1 - np.abs(2 * x - 1)),
+                  lambda x: 0.70 + 0.28 * (1 - np.abs(2 * x - 1)), 0.02),
+}
+
+
+def shape_alpha(name: str) -> np.ndarray:
+  """The anti-aliased (160, 192) alpha of one of SHAPES."""
+  return _fill_alpha(SHAPES[name].outline())
+
+
+def _base_color(rng, classic_rgb, p_classic: float):
+  """The classic colour of a style (jittered) with probability p_classic, else a real one."""
+  return _jitter(rng, classic_rgb) if rng.uniform() < p_classic else _real_color(rng)
+
+
+def _ear_loops(rng, top, bottom, x_body: float):
+  """Alpha of two elastic loops per side, from the body's corners out to the template's edge
+  (real surgical masks show them crossing the cheeks toward the ears)."""
+  loops = np.zeros((TEMPLATE_HEIGHT, TEMPLATE_WIDTH), np.float32)
+  rise = rng.uniform(0.02, 0.08)
+  for xb, xe in ((x_body, 0.0), (1 - x_body, 1.0)):
+    for y_at, dy in ((top, -rise), (bottom, rise)):
+      y0 = float(y_at(np.array([xb]))[0]) + (0.03 if dy < 0 else -0.03)
+      pts = np.array([[xb, y0], [(xb + xe) / 2, y0 + dy * 0.6], [xe, y0 + dy]])
+      _draw_curves(loops, [pts * np.array([TEMPLATE_WIDTH - 1, TEMPLATE_HEIGHT - 1])], 1.0, 3)
+  return loops
+
+
 def _surgical(rng):
-  top = lambda x: 0.20 - 0.16 * (1 - np.abs(2 * x - 1)) ** 1.5
-  bottom = lambda x: 0.80 + 0.17 * (1 - (2 * x - 1) ** 2)
-  outline = _outline(top, bottom, 0.02)
-  base = [(150, 196, 226), (238, 240, 242), (40, 42, 48)][
-      int(rng.choice(3, p=[0.55, 0.30, 0.15]))]
-  rgb = np.ones((TEMPLATE_HEIGHT, TEMPLATE_WIDTH, 3), np.float32) * _jitter(rng, base)
+  shape = SHAPES["surgical"]
+  top, bottom, x_body = shape.top, shape.bottom, shape.x0
+  # Light blue is the classic; the rest follow the colours measured on real photos.
+  base = _base_color(rng, (150, 196, 226), 0.35)
+  rgb = np.ones((TEMPLATE_HEIGHT, TEMPLATE_WIDTH, 3), np.float32) * base
   # Pleats: a dark fold with a light edge under it, following the mask's outline.
   pleat_dark = np.zeros((TEMPLATE_HEIGHT, TEMPLATE_WIDTH), np.float32)
   pleat_light = np.zeros_like(pleat_dark)
   for t in (0.34, 0.5, 0.66):
     fold = lambda x, t=t: top(x) + t * (bottom(x) - top(x))
-    _draw_curves(pleat_dark, [_curve(fold, 0.04, 0.96)], 1.0, 2)
-    _draw_curves(pleat_light, [_curve(lambda x, f=fold: f(x) + 0.018, 0.04, 0.96)], 1.0, 2)
+    _draw_curves(pleat_dark, [_curve(fold, x_body + 0.02, 0.98 - x_body)], 1.0, 2)
+    _draw_curves(pleat_light, [_curve(lambda x, f=fold: f(x) + 0.018, x_body + 0.02,
+                                      0.98 - x_body)], 1.0, 2)
   # Bound top and bottom edges.
-  _draw_curves(pleat_dark, [_curve(lambda x: top(x) + 0.03, 0.03, 0.97),
-                            _curve(lambda x: bottom(x) - 0.03, 0.03, 0.97)], 0.6, 2)
+  _draw_curves(pleat_dark, [_curve(lambda x: top(x) + 0.03, x_body + 0.01, 0.99 - x_body),
+                            _curve(lambda x: bottom(x) - 0.03, x_body + 0.01, 0.99 - x_body)],
+               0.6, 2)
   rgb = rgb * (1 - 0.28 * pleat_dark[..., None]) + 0.12 * pleat_light[..., None]
-  return rgb * _shading(rng, 0.25), _fill_alpha(outline)
+  alpha = _fill_alpha(shape.outline())
+  if rng.uniform() < 0.8:
+    loops = _ear_loops(rng, top, bottom, x_body)
+    loop_rgb = np.clip(base * rng.uniform(0.9, 1.15), 0, 1)
+    rgb = np.where((loops > alpha)[..., None], loop_rgb, rgb)
+    alpha = np.maximum(alpha, loops)
+  return rgb * _shading(rng, 0.25), alpha
+
+
+def _print_layer(rng, x, y):
+  """Scattered motifs (dots, petals, blobs) of a printed cloth mask: coverage in [0, 1]."""
+  layer = np.zeros(x.shape, np.float32)
+  for _ in range(int(rng.integers(6, 30))):
+    cx, cy = rng.uniform(0, 1, 2)
+    rx, ry = rng.uniform(0.015, 0.07, 2)
+    angle = rng.uniform(0, np.pi)
+    u = (x - cx) * np.cos(angle) + (y - cy) * np.sin(angle)
+    v = -(x - cx) * np.sin(angle) + (y - cy) * np.cos(angle)
+    layer = np.maximum(layer, ((u / rx) ** 2 + (v / ry) ** 2 < 1).astype(np.float32))
+  return layer
+
+
+def _pattern(rng, x, y, kind: str):
+  period = rng.uniform(0.06, 0.14)
+  if kind == "stripes":
+    angle = rng.uniform(0, np.pi)
+    u = x * np.cos(angle) * 1.2 + y * np.sin(angle)
+    return (np.mod(u / period, 1.0) < 0.4).astype(np.float32)
+  if kind == "dots":
+    gx, gy = np.mod(x * 1.2 / period, 1.0) - 0.5, np.mod(y / period, 1.0) - 0.5
+    return (gx ** 2 + gy ** 2 < 0.06).astype(np.float32)
+  if kind == "checks":
+    return 0.5 * ((np.mod(x * 1.2 / period, 1.0) < 0.5).astype(np.float32)
+                  + (np.mod(y / period, 1.0) < 0.5).astype(np.float32))
+  if kind == "print":
+    return _print_layer(rng, x, y)
+  return np.zeros_like(x)
+
+
+def _random_hsv_rgb(rng):
+  hsv = np.array([[[rng.uniform(0, 180), rng.uniform(50, 230), rng.uniform(50, 240)]]], np.uint8)
+  return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32) / 255.0
 
 
 def _cloth(rng):
-  top = lambda x: 0.22 - 0.20 * (1 - np.abs(2 * x - 1)) ** 1.2
-  bottom = lambda x: 0.72 + 0.26 * np.clip(1 - (2 * x - 1) ** 2, 0, 1) ** 0.8
-  outline = _outline(top, bottom, 0.0)
-  hsv = np.array([[[rng.uniform(0, 180), rng.uniform(50, 230), rng.uniform(50, 240)]]], np.uint8)
-  c1 = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32) / 255.0
-  c2 = _jitter(rng, rng.uniform(0, 255, 3), 0.0)
+  outline = SHAPES["cloth"].outline()
+  # Real cloth masks are mostly plain and dark or grey (measured), some printed.
+  c1 = _real_color(rng) if rng.uniform() < 0.75 else _random_hsv_rgb(rng)
+  c2 = _random_hsv_rgb(rng) if rng.uniform() < 0.5 else _jitter(rng, rng.uniform(0, 255, 3), 0.0)
   x, y = _grid()
-  pattern = ["solid", "stripes", "dots", "checks"][int(rng.choice(4, p=[0.4, 0.2, 0.2, 0.2]))]
-  period = rng.uniform(0.06, 0.14)
-  if pattern == "stripes":
-    angle = rng.uniform(0, np.pi)
-    u = x * np.cos(angle) * 1.2 + y * np.sin(angle)
-    second = (np.mod(u / period, 1.0) < 0.4).astype(np.float32)
-  elif pattern == "dots":
-    gx, gy = np.mod(x * 1.2 / period, 1.0) - 0.5, np.mod(y / period, 1.0) - 0.5
-    second = (gx ** 2 + gy ** 2 < 0.06).astype(np.float32)
-  elif pattern == "checks":
-    second = 0.5 * ((np.mod(x * 1.2 / period, 1.0) < 0.5).astype(np.float32)
-                    + (np.mod(y / period, 1.0) < 0.5).astype(np.float32))
-  else:
-    second = np.zeros_like(x)
-  second = cv2.GaussianBlur(second, (3, 3), 0)[..., None]
+  kind = ["solid", "print", "stripes", "dots", "checks"][
+      int(rng.choice(5, p=[0.45, 0.25, 0.1, 0.1, 0.1]))]
+  second = cv2.GaussianBlur(_pattern(rng, x, y, kind), (3, 3), 0)[..., None]
   rgb = c1 * (1 - second) + c2 * second
   seam = np.zeros((TEMPLATE_HEIGHT, TEMPLATE_WIDTH), np.float32)
   _draw_curves(seam, [np.array([[0.5, 0.02], [0.5, 0.985]]) *
@@ -248,31 +347,36 @@ def _cloth(rng):
   return rgb * _shading(rng, 0.35), _fill_alpha(outline)
 
 
+def _valve(rng, x, y, rgb, base):
+  """A round exhalation valve on one side, darker or lighter than the mask, with a rim."""
+  vx = 0.3 if rng.uniform() < 0.5 else 0.7
+  r2 = ((x - vx) * 1.2) ** 2 + (y - 0.6) ** 2
+  color = _jitter(rng, (150, 150, 155), 15.0) if base.mean() > 0.45 else _jitter(rng, (60, 60, 64))
+  rgb = np.where((r2 < 0.012)[..., None], color, rgb)
+  return np.where(((r2 >= 0.012) & (r2 < 0.016))[..., None], color * 0.7, rgb)
+
+
 def _n95(rng):
-  white = _jitter(rng, (242, 242, 238), 10.0)
+  base = _base_color(rng, (242, 242, 238), 0.6)  # mostly white; black/grey ones measured
   x, y = _grid()
   lines = np.zeros((TEMPLATE_HEIGHT, TEMPLATE_WIDTH), np.float32)
   if rng.uniform() < 0.5:  # cup-shaped N95
-    top = lambda x: 0.14 - 0.12 * (1 - np.abs(2 * x - 1))
-    bottom = lambda x: 0.45 + 0.53 * np.sqrt(np.clip(1 - (2 * x - 1) ** 2, 0, 1))
-    outline = _outline(top, bottom, 0.03)
+    top = SHAPES["n95_cup"].top
+    outline = SHAPES["n95_cup"].outline()
     cup = 1.0 - 0.35 * ((2 * x - 1) ** 2 + (1.6 * (y - 0.55)) ** 2)
-    rgb = np.ones_like(x)[..., None] * white * cup[..., None]
+    rgb = np.ones_like(x)[..., None] * base * cup[..., None]
     _draw_curves(lines, [_curve(lambda x: top(x) + 0.05, 0.1, 0.9)], 0.5, 3)  # nose foam
-    if rng.uniform() < 0.35:  # exhalation valve on one side
-      vx = 0.3 if rng.uniform() < 0.5 else 0.7
-      valve = ((x - vx) * 1.2) ** 2 + (y - 0.6) ** 2 < 0.012
-      rgb = np.where(valve[..., None], _jitter(rng, (150, 150, 155), 15.0), rgb)
   else:  # folded KN95 with a centre seam; the two panels catch the light differently
-    top = lambda x: 0.26 - 0.23 * (1 - np.abs(2 * x - 1))
-    bottom = lambda x: 0.70 + 0.28 * (1 - np.abs(2 * x - 1))
-    outline = _outline(top, bottom, 0.02)
+    top, bottom = SHAPES["kn95"].top, SHAPES["kn95"].bottom
+    outline = SHAPES["kn95"].outline()
     panel = np.where(x < 0.5, 1.0, rng.uniform(0.85, 0.95)).astype(np.float32)
-    rgb = np.ones_like(x)[..., None] * white * panel[..., None]
+    rgb = np.ones_like(x)[..., None] * base * panel[..., None]
     _draw_curves(lines, [np.array([[0.5, 0.03], [0.5, 0.98]]) *
                          np.array([TEMPLATE_WIDTH - 1, TEMPLATE_HEIGHT - 1])], 1.0, 2)
     _draw_curves(lines, [_curve(lambda x: top(x) + 0.04, 0.03, 0.97),
                          _curve(lambda x: bottom(x) - 0.04, 0.03, 0.97)], 0.5, 2)
+  if rng.uniform() < 0.35:
+    rgb = _valve(rng, x, y, rgb, base)
   rgb = rgb * (1 - 0.25 * lines[..., None])
   return rgb * _shading(rng, 0.15), _fill_alpha(outline)
 

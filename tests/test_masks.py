@@ -125,3 +125,54 @@ def test_rect_is_centred_half_width_half_height(h, w):
   assert abs((xs.min() + xs.max()) / 2 - (w - 1) / 2) <= 0.5
   np.testing.assert_array_equal(masked[hole == 0], clean[hole == 0])
   assert (masked[hole == 1] == 255).all()
+
+
+def test_mask_colours_follow_the_measured_palette():
+  weights, means, _ = masks.measured_palette()
+  np.testing.assert_allclose(weights.sum(), 1.0)
+  rng = np.random.default_rng(0)
+  drawn = np.array([masks._real_color(rng) * 255 for _ in range(3000)])
+  nearest = np.argmin(((drawn[:, None] - means[None]) ** 2).sum(-1), axis=1)
+  freq = np.bincount(nearest, minlength=len(weights)) / len(drawn)
+  # The groups overlap a little (they are k-means cells of real colours), hence the tolerance.
+  assert np.abs(freq - weights).max() < 0.06, (freq, weights)
+  # Real masks are mostly plain white, grey and black: at least half are near-neutral.
+  assert (drawn.std(axis=1) < 20).mean() > 0.5
+
+
+def _body(name):
+  return masks.shape_alpha(name) > 0.5
+
+
+def test_surgical_masks_have_ear_loops_outside_the_body():
+  rng = np.random.default_rng(1)
+  x0 = int(masks.SHAPES["surgical"].x0 * masks.TEMPLATE_WIDTH) - 2
+  with_loops = [(masks.draw_template("surgical", rng)[:, :x0, 3] > 0.3).sum() for _ in range(20)]
+  assert 10 <= sum(n > 20 for n in with_loops) < 20  # most, not all (80 %)
+
+
+def test_n95_family_has_both_shapes_and_valves():
+  rng = np.random.default_rng(2)
+  outlines, valves = set(), 0
+  for _ in range(40):
+    t = masks.draw_template("n95", rng)
+    alpha = t[..., 3] > 0.5
+    outlines.add(min(("n95_cup", "kn95"), key=lambda n: (alpha ^ _body(n)).sum()))
+    # A valve is a round patch near (0.3 or 0.7, 0.6) darker than the mask around it.
+    y, xs = int(0.6 * masks.TEMPLATE_HEIGHT), (int(0.3 * masks.TEMPLATE_WIDTH),
+                                               int(0.7 * masks.TEMPLATE_WIDTH))
+    around = t[y, int(0.5 * masks.TEMPLATE_WIDTH), :3].mean()
+    valves += any(abs(t[y, x, :3].mean() - around) > 0.15 for x in xs)
+  assert outlines == {"n95_cup", "kn95"}
+  assert 5 <= valves <= 25  # 35 % of 40, loosely
+
+
+def test_cloth_masks_include_plain_and_printed():
+  rng = np.random.default_rng(3)
+  colour_counts = []
+  for _ in range(30):
+    t = masks.draw_template("cloth", rng)
+    body = t[..., 3] > 0.9
+    q = np.round(t[body, :3] * 8).astype(int)
+    colour_counts.append(len(np.unique(q[:, 0] * 100 + q[:, 1] * 10 + q[:, 2])))
+  assert min(colour_counts) <= 6 and max(colour_counts) > 10
