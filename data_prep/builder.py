@@ -5,12 +5,17 @@ Builder configs: `face_mask` (Algorithm 1 masks) and `rect` (the paper's centred
 128 px; other sizes get the suffix `_<size>` (e.g. `face_mask_64`).
 
 Each photo is processed independently (in a worker process) from its own seed, so the dataset is
-the same for any number of workers. TFDS writes into a `*.incomplete*` folder and renames it only
-when every split is complete: an interrupted build is never taken for a dataset.
+the same for any number of workers. `limit=N` keeps a seeded random subset of N photos, drawn
+per split in proportion to the split sizes (`draw_subset`): a pure function of the seed and the
+photos' paths under `src`. A split in `require_splits` that would come out empty is an error
+(`EmptySplitError`) raised before anything is written. TFDS writes into a `*.incomplete*`
+folder and renames it only when every split is complete: an interrupted build is never taken for
+a dataset.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import functools
@@ -45,6 +50,60 @@ def hash_split(example_id: str) -> str:
   if bucket < HASH_SPLIT_PERCENT[0]:
     return "train"
   return "validation" if bucket < sum(HASH_SPLIT_PERCENT) else "test"
+
+
+class BuildError(ValueError):
+  """A build that cannot give what was asked for; the message says why and how to fix it."""
+
+
+class EmptySplitError(BuildError):
+  """A split that training or evaluation reads would be empty."""
+
+
+def subset_rank(seed: int, relpath: str) -> str:
+  """A photo's place in the `--limit` draw: a hash of (seed, its path under --src). Depends on
+  nothing else: not the machine, the file system's listing order or the worker count."""
+  return hashlib.sha256(f"{seed}:{relpath}".encode("utf-8")).hexdigest()
+
+
+def split_quotas(available: dict[str, int], limit: int) -> dict[str, int]:
+  """How many of `limit` photos each split gets: in proportion to the photos it has (largest
+  remainder; ties in SPLITS order), and at least one for every split that has any, as long as
+  `limit` covers them (only tiny limits need that)."""
+  total = sum(available.values())
+  if limit >= total:
+    return dict(available)
+  quota = {s: limit * n // total for s, n in available.items()}  # integers: exact ties
+  by_remainder = sorted(available, key=lambda s: (-(limit * available[s] % total),
+                                                  SPLITS.index(s)))
+  for s in by_remainder[:limit - sum(quota.values())]:
+    quota[s] += 1
+  if limit >= sum(1 for n in available.values() if n):
+    for s in available:
+      if available[s] and not quota[s]:
+        quota[max(quota, key=quota.get)] -= 1  # the largest has >= 2 here
+        quota[s] = 1
+  return quota
+
+
+def draw_subset(split_of: dict[str, str], limit: int | None, seed: int) -> set[str]:
+  """The photos `--limit` keeps. `split_of` maps each candidate's path under --src to its split;
+  each split contributes its quota (split_quotas) of its photos with the lowest subset_rank."""
+  if not limit or limit >= len(split_of):
+    return set(split_of)
+  by_split = collections.defaultdict(list)
+  for rel, split in split_of.items():
+    by_split[split].append(rel)
+  quotas = split_quotas({s: len(v) for s, v in by_split.items()}, limit)
+  kept = set()
+  for split, rels in by_split.items():
+    kept.update(sorted(rels, key=lambda r: subset_rank(seed, r))[:quotas[split]])
+  return kept
+
+
+def count_per_split(splits) -> dict[str, int]:
+  counts = collections.Counter(splits)
+  return {s: counts[s] for s in SPLITS if counts[s]}
 
 
 def read_partition(path: str | os.PathLike) -> dict[str, str]:
@@ -189,11 +248,15 @@ class MaskedFaces(tfds.core.GeneratorBasedBuilder):
   BUILDER_CONFIGS = [MaskedFacesConfig(occlusion=o) for o in OCCLUSIONS]
 
   def __init__(self, *, src: str | None = None, partition: str | None = None, seed: int = 0,
-               imap=map, limit: int | None = None, no_face: str = "skip",
-               min_face_size: int = 40, progress=None, **kwargs):
-    """`imap(fn, tasks)` runs the photo processing in order, e.g. a worker pool's `imap`."""
+               imap=map, limit: int | None = None, subset_seed: int = 0,
+               require_splits=SPLITS, no_face: str = "skip", min_face_size: int = 40,
+               progress=None, **kwargs):
+    """`imap(fn, tasks)` runs the photo processing in order, e.g. a worker pool's `imap`.
+    `limit` draws that many photos at random (seeded by `subset_seed`); a split named in
+    `require_splits` that would be empty raises EmptySplitError before anything is written."""
     super().__init__(file_format="array_record", **kwargs)
     self._src, self._partition, self._imap, self._limit = src, partition, imap, limit
+    self._subset_seed, self._require_splits = subset_seed, tuple(require_splits)
     self._progress = progress
     self._scan_opts = ScanOptions(no_face=no_face, min_face_size=min_face_size)
     self._render_opts = RenderOptions(occlusion=self.builder_config.occlusion,
@@ -220,15 +283,63 @@ class MaskedFaces(tfds.core.GeneratorBasedBuilder):
   def _bar(self, total, desc):
     return self._progress(total=total, desc=desc, unit="img") if self._progress else None
 
-  def _photos(self) -> list[tuple[str, str]]:
+  def _photos(self) -> list[tuple[str, str, str]]:
+    """(path, example id, path under src) of every image under src, sorted."""
     if self._src is None:
       raise ValueError("building needs src= (a folder of face photos)")
     root = pathlib.Path(self._src)
     paths = images.list_images(root)
     self.report["found"] = len(paths)
-    if self._limit:
-      paths = paths[:self._limit]
-    return [(str(p), str(p.relative_to(root).with_suffix(""))) for p in paths]
+    rels = [p.relative_to(root) for p in paths]
+    return [(str(p), str(r.with_suffix("")), r.as_posix()) for p, r in zip(paths, rels)]
+
+  def _select(self, photos) -> list[tuple[str, str, str]]:
+    """Each photo's split (partition file, else a hash of the id), then the `limit` draw:
+    (path, example id, split) of the photos kept."""
+    partition = read_partition(self._partition) if self._partition else None
+    split_of = {}
+    for path, example_id, rel in photos:
+      split = (partition.get(pathlib.Path(path).name) if partition is not None
+               else hash_split(example_id))
+      if split is None:
+        self.report["skipped"].append(dict(file=path, reason="not in the partition file"))
+      else:
+        split_of[rel] = split
+    kept = draw_subset(split_of, self._limit, self._subset_seed)
+    self.report.update(available=count_per_split(split_of.values()),
+                       drawn=count_per_split(split_of[r] for r in kept), subset=sorted(kept))
+    self._require(self.report["drawn"])
+    return [(path, example_id, split_of[rel]) for path, example_id, rel in photos
+            if rel in kept]
+
+  def _require(self, counts: dict[str, int], after_faces: bool = False):
+    """EmptySplitError if a split of require_splits has no photo in `counts`."""
+    missing = [s for s in self._require_splits if not counts.get(s)]
+    if not missing:
+      return
+    skipped = ("; first skips: " + "; ".join(
+        f"{pathlib.Path(s['file']).name}: {s['reason']}" for s in self.report["skipped"][:3])
+               if after_faces and self.report["skipped"] else "")
+    raise EmptySplitError(
+        f"masked_faces/{self.builder_config.name}: split(s) {missing} would be empty: "
+        + self._empty_reason(missing) + skipped + ". Training reads 'train' and 'validation', "
+        "evaluation reads 'test'. Fix: use more photos (a larger --limit; --no_face fixed_box for "
+        "aligned CelebA), a partition file that assigns photos to every split, or, for a split "
+        "you will not use, leave it out of --require_splits "
+        f"(now {','.join(self._require_splits)}).")
+
+  def _empty_reason(self, missing: list[str]) -> str:
+    available, drawn = self.report["available"], self.report["drawn"]
+    none = [s for s in missing if not available.get(s)]
+    if none:
+      source = (f"the partition file {self._partition}" if self._partition
+                else "the hash of the file names (80/10/10)")
+      return (f"{source} puts none of the {sum(available.values())} photos under {self._src} "
+              f"in {' or '.join(map(repr, none))}")
+    if any(not drawn.get(s) for s in missing):
+      return (f"--limit {self._limit} is too small to draw a photo for each of the "
+              f"{len(available)} splits")
+    return "every photo drawn for it was skipped"
 
   def _scan(self, photos) -> dict[str, Any]:
     """Phase 1 over every photo, reusing cached results: {path: result or skip reason}."""
@@ -249,23 +360,18 @@ class MaskedFaces(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager):
     del dl_manager
     self.report.update(skipped=[], counts={}, mask_types={}, fallbacks=0)
-    photos = self._photos()
-    partition = read_partition(self._partition) if self._partition else None
-    scans = self._scan(photos)
+    photos = self._select(self._photos())
+    scans = self._scan([(path, example_id) for path, example_id, _ in photos])
     splits = {s: [] for s in SPLITS}
-    for path, example_id in photos:
+    for path, example_id, split in photos:
       status, result = scans[path]
       if status == "skip":
         self.report["skipped"].append(dict(file=path, reason=result))
         continue
-      split = (partition.get(pathlib.Path(path).name) if partition is not None
-               else hash_split(example_id))
-      if split is None:
-        self.report["skipped"].append(dict(file=path, reason="not in the partition file"))
-        continue
       self.report["fallbacks"] += result["source"] == "fixed_box"
       splits[split].append((path, example_id, result["landmarks"], self._render_opts))
-    # TFDS refuses empty splits; a split with no usable photo is left out (and reported).
+    self._require({s: len(items) for s, items in splits.items()}, after_faces=True)
+    # TFDS refuses empty splits; one that no one requires is left out (and reported).
     self.report["empty_splits"] = [s for s, items in splits.items() if not items]
     return {name: self._generate_examples(split=name, tasks=tasks)
             for name, tasks in splits.items() if tasks}
