@@ -19,12 +19,12 @@ build: images/s per worker of data_prep.build over a photo folder.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import datetime
 import json
 import os
 import pathlib
-import platform
 import re
 import resource
 import shlex
@@ -37,21 +37,12 @@ from typing import Any
 
 from absl import flags
 
-from maskinpaint_jax import cli
+from maskinpaint_jax import cli, report
 
 FLAGS = flags.FLAGS
 
 # Dense peak TFLOP/s by device kind substring: (bfloat16, float32 via TF32).
 PEAKS = {"H100": (989.0, 494.0), "H200": (989.0, 494.0), "A100": (312.0, 156.0)}
-
-
-def machine() -> str:
-  import jax  # pylint: disable=g-import-not-at-top
-  dev = jax.devices()[0]
-  kind = getattr(dev, "device_kind", dev.platform)
-  cpu = platform.processor() or platform.machine()
-  return (f"{jax.device_count()} x {kind} ({dev.platform}), host {cpu} with "
-          f"{os.cpu_count()} cores, Python {platform.python_version()}, JAX {jax.__version__}")
 
 
 def peak_flops(dtype: str):
@@ -79,7 +70,6 @@ class TrainRunner:
   compiled: Any
   state: Any
   batch: Any
-  rng: Any
   devices: list
   compile_s: float
   flops: float
@@ -89,7 +79,7 @@ class TrainRunner:
     times = []
     for _ in range(n):
       t = time.perf_counter()
-      self.state, m = self.compiled(self.state, self.batch, self.rng)
+      self.state, m = self.compiled(self.state, self.batch)
       jax.block_until_ready((self.state, m))
       times.append(time.perf_counter() - t)
     return times
@@ -103,8 +93,7 @@ def prepare_train(config, n_devices: int) -> TrainRunner:
   if FLAGS.per_device_batch:
     config.batch_size = FLAGS.per_device_batch * n_devices
   size, b = config.data.image_size, config.batch_size
-  if b % n_devices:
-    raise ValueError(f"batch {b} does not split over {n_devices} devices")
+  train.check_batch_layout(config, n_devices)
   mesh = train.make_mesh(devices)
   parts = train.build(config, mesh)
   _, data_sharding = train.mesh_shardings(mesh)
@@ -115,13 +104,13 @@ def prepare_train(config, n_devices: int) -> TrainRunner:
   batch = {k: jax.device_put(v, data_sharding) for k, v in host.items()}
   state = parts.init()
   t0 = time.perf_counter()
-  compiled = parts.step.lower(state, batch, parts.rng).compile()
+  compiled = parts.step.lower(state, batch).compile()
   compile_s = time.perf_counter() - t0
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   # An SPMD-partitioned step reports the FLOPs of one device's program.
   flops = (float(cost.get("flops", 0.0)) if cost else 0.0) * n_devices
-  runner = TrainRunner(compiled, state, batch, parts.rng, devices, compile_s, flops)
+  runner = TrainRunner(compiled, state, batch, devices, compile_s, flops)
   runner.time_steps(FLAGS.warmup)
   return runner
 
@@ -150,11 +139,7 @@ def bench_compare(config, key: str, values: list[str], rounds: int = 5) -> list[
   variants = []
   for v in values:
     c = config.copy_and_resolve_references()
-    node, leaf = c, key.split(".")
-    for part in leaf[:-1]:
-      node = node[part]
-    current = node[leaf[-1]]
-    node[leaf[-1]] = type(current)(v) if not isinstance(current, bool) else v == "True"
+    c.update_from_flattened_dict({key: _parse_value(v)})
     variants.append((v, c, prepare_train(c, jax.device_count())))
   times = {v: [] for v in values}
   per_round = max(1, FLAGS.steps // rounds)
@@ -162,6 +147,14 @@ def bench_compare(config, key: str, values: list[str], rounds: int = 5) -> list[
     for v, _, runner in variants:
       times[v] += runner.time_steps(per_round)
   return [dict(variant=f"{key}={v}", **train_row(c, r, times[v])) for v, c, r in variants]
+
+
+def _parse_value(text: str):
+  """'16' -> 16, 'True' -> True, 's2d' -> 's2d': a --compare value as the config field's type."""
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
 
 
 def bench_spatial_attention(config) -> list[dict]:
@@ -267,11 +260,13 @@ def compare_markdown(rows, config) -> str:
   return "\n".join(lines)
 
 
-def write_section(path: str, title: str, body: str, command: str):
-  """Adds or replaces `## title` in the markdown file, keeping the other sections."""
+def write_section(path: str, title: str, body: str, command: str, machine_desc: str | None = None):
+  """Adds or replaces `## title` in the markdown file, keeping the other sections.
+  `machine_desc` replaces the JAX device line for benchmarks that do not use JAX."""
   p = pathlib.Path(path)
   text = p.read_text() if p.exists() else "# Benchmarks\n\nEvery number: machine, date, command.\n"
-  block = (f"## {title}\n\nMachine: {machine()}. Date: {datetime.date.today()}.\n"
+  block = (f"## {title}\n\nMachine: {machine_desc or report.machine()}. "
+           f"Date: {datetime.date.today()}.\n"
            f"Command: `{command}`\n\n{body}\n")
   pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
   text = pattern.sub(lambda _: block + "\n", text) if pattern.search(text) else \
@@ -299,8 +294,64 @@ def define_flags():
                       "conv,s2d): the variants timed in alternation in one run.")
 
 
+def section_build() -> tuple[str, str]:
+  """(title, markdown body) of `bench build`."""
+  if not FLAGS.src:
+    raise SystemExit("bench build needs --src")
+  rows = bench_build(FLAGS.src, [int(w) for w in FLAGS.workers.split(",")], FLAGS.limit)
+  body = "\n".join(["| workers | photos | seconds | img/s | img/s per worker |",
+                    "|---:|---:|---:|---:|---:|"] +
+                   [f"| {r['workers']} | {r['images']} | {r['seconds']:.1f} | "
+                    f"{r['img_per_s']:.1f} | {r['img_per_s_per_worker']:.1f} |" for r in rows])
+  return (f"Dataset build: {pathlib.Path(FLAGS.src).name}, {rows[0]['images']} photos, "
+          "face_mask, 128 px"), body
+
+
+def section_train(config) -> tuple[str, str]:
+  import jax  # pylint: disable=g-import-not-at-top
+  if FLAGS.compare:
+    key, values = FLAGS.compare.split("=", 1)
+    rows = bench_compare(config, key, values.split(","))
+    for r in rows:
+      print(json.dumps(r), flush=True)
+    return f"Train step: {FLAGS.label or key}", compare_markdown(rows, config)
+  counts = [int(c) for c in FLAGS.devices.split(",")] if FLAGS.devices else [jax.device_count()]
+  rows = []
+  for n in counts:
+    rows.append(bench_train(config.copy_and_resolve_references(), n))
+    print(json.dumps(rows[-1]), flush=True)
+  return f"Train step: {FLAGS.label or _config_name()}", train_markdown(rows, config)
+
+
+def section_attention(config) -> tuple[str, str]:
+  conv, s2d = bench_spatial_attention(config)
+  c, k = config, config.model.spatial_attention_kernel
+  body = "\n".join(
+      [f"Spatial attention ({k}x{k}, 2 -> 1 channels) on a {c.batch_size} x "
+       f"{c.data.image_size} x {c.data.image_size} x {c.model.base_width} map, forward + "
+       f"backward, median of {FLAGS.steps}:", "", "| impl | ms |", "|---|---:|"] +
+      [f"| {r['impl']} | {r['ms']:.1f} |" for r in (conv, s2d)] +
+      ["", f"s2d is {conv['ms'] / s2d['ms']:.1f}x faster than conv (conv ms / s2d ms)"])
+  return f"Spatial attention conv: {FLAGS.label or _config_name()}", body
+
+
+def section_input(config) -> tuple[str, str]:
+  import jax  # pylint: disable=g-import-not-at-top
+  r = bench_input(config)
+  step = bench_train(config.copy_and_resolve_references(), jax.device_count())
+  body = (f"Grain pipeline alone: **{r['examples_per_s']:.0f} examples/s** (batch "
+          f"{r['batch']}, {r['workers']} worker process(es), {r['num_examples']} examples, "
+          f"decoding 3 PNGs and flipping per example). The train step of the same config "
+          f"consumes **{step['img_per_s']:.1f} img/s** on {step['devices']} device(s): the "
+          f"pipeline has {r['examples_per_s'] / step['img_per_s']:.0f}x headroom.")
+  return f"Input pipeline: {FLAGS.label or _config_name()}", body
+
+
+SECTIONS = {"train": section_train, "input": section_input, "attention": section_attention}
+
+
 def main(argv):
-  if len(argv) != 2 or argv[1] not in ("train", "input", "build", "attention"):
+  if len(argv) != 2 or argv[1] not in ("build", *SECTIONS):
     raise SystemExit("usage: python -m maskinpaint_jax.bench {train,input,build,attention} "
                      "[flags]")
   what = argv[1]
@@ -308,65 +359,22 @@ def main(argv):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                f" --xla_force_host_platform_device_count={FLAGS.fake_cpu_devices}")
   command = "python -m maskinpaint_jax.bench " + shlex.join(sys.argv[1:])
-  config = FLAGS.config
   if what == "build":
-    if not FLAGS.src:
-      raise SystemExit("bench build needs --src")
-    rows = bench_build(FLAGS.src, [int(w) for w in FLAGS.workers.split(",")], FLAGS.limit)
-    body = "\n".join(["| workers | photos | seconds | img/s | img/s per worker |",
-                      "|---:|---:|---:|---:|---:|"] +
-                     [f"| {r['workers']} | {r['images']} | {r['seconds']:.1f} | "
-                      f"{r['img_per_s']:.1f} | {r['img_per_s_per_worker']:.1f} |" for r in rows])
-    title = (f"Dataset build: {pathlib.Path(FLAGS.src).name}, {rows[0]['images']} photos, "
-             "face_mask, 128 px")
+    title, body = section_build()
+  elif FLAGS.config is None:
+    raise SystemExit(f"bench {what} needs --config")
   else:
-    if config is None:
-      raise SystemExit(f"bench {what} needs --config")
-    import jax  # pylint: disable=g-import-not-at-top
-    if what == "train" and FLAGS.compare:
-      key, values = FLAGS.compare.split("=", 1)
-      rows = bench_compare(config, key, values.split(","))
-      for r in rows:
-        print(json.dumps(r), flush=True)
-      body = compare_markdown(rows, config)
-      title = f"Train step: {FLAGS.label or key}"
-    elif what == "train":
-      counts = ([int(c) for c in FLAGS.devices.split(",")] if FLAGS.devices
-                else [jax.device_count()])
-      rows = []
-      for n in counts:
-        rows.append(bench_train(config.copy_and_resolve_references(), n))
-        print(json.dumps(rows[-1]), flush=True)
-      body = train_markdown(rows, config)
-      title = f"Train step: {FLAGS.label or pathlib.Path(_CONFIG_PATH()).stem}"
-    elif what == "attention":
-      rows = bench_spatial_attention(config)
-      c = config
-      body = "\n".join(
-          [f"Spatial attention ({c.model.spatial_attention_kernel}x"
-           f"{c.model.spatial_attention_kernel}, 2 -> 1 channels) on a {c.batch_size} x "
-           f"{c.data.image_size} x {c.data.image_size} x {c.model.base_width} map, forward + "
-           f"backward, median of {FLAGS.steps}:", "", "| impl | ms |", "|---|---:|"] +
-          [f"| {r['impl']} | {r['ms']:.1f} |" for r in rows] +
-          ["", f"s2d / conv: {rows[0]['ms'] / rows[1]['ms']:.1f}x faster"])
-      title = f"Spatial attention conv: {FLAGS.label or pathlib.Path(_CONFIG_PATH()).stem}"
-    else:
-      r = bench_input(config)
-      step = bench_train(config.copy_and_resolve_references(), jax.device_count())
-      body = (f"Grain pipeline alone: **{r['examples_per_s']:.0f} examples/s** (batch "
-              f"{r['batch']}, {r['workers']} worker process(es), {r['num_examples']} examples, "
-              f"decoding 3 PNGs and flipping per example). The train step of the same config "
-              f"consumes **{step['img_per_s']:.1f} img/s** on {step['devices']} device(s): the "
-              f"pipeline has {r['examples_per_s'] / step['img_per_s']:.0f}x headroom.")
-      title = f"Input pipeline: {FLAGS.label or pathlib.Path(_CONFIG_PATH()).stem}"
+    title, body = SECTIONS[what](FLAGS.config)
   print(f"\n## {title}\n\n{body}\n")
   if FLAGS.write:
     write_section(FLAGS.write, title, body, command)
     print(f"written to {FLAGS.write}")
 
 
-def _CONFIG_PATH() -> str:  # pylint: disable=invalid-name
-  return flags.FLAGS["config"].config_filename if "config" in flags.FLAGS else "config"
+def _config_name() -> str:
+  """The --config file's stem: the default section label."""
+  path = flags.FLAGS["config"].config_filename if "config" in flags.FLAGS else "config"
+  return pathlib.Path(path).stem
 
 
 if __name__ == "__main__":

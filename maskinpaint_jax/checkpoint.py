@@ -1,10 +1,10 @@
 """Checkpoints: one small module that knows their layout (Orbax CheckpointManager).
 
-<workdir>/checkpoints/<step>/ holds separately restorable items:
+<workdir>/checkpoints/<step>/ holds separately loadable items:
   generator      G parameters                  (all evaluate / inpaint need)
   discriminator  D parameters + spectral-norm u / sigma
   optimizer      both Adam states
-  meta           step, base RNG key, count of skipped non-finite steps
+  meta           step, count of skipped non-finite steps
   data           the Grain iterator state, one file per process
   config         the training config (JSON)
 Orbax writes each step into a temporary folder and renames it when complete, so a run killed at
@@ -13,13 +13,17 @@ any moment leaves only whole checkpoints behind.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import pathlib
 from typing import Any
 
+import flax
 import grain
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 
 from maskinpaint_jax import models
@@ -39,6 +43,12 @@ def manager(workdir, keep: int | None = None, asynchronous: bool = True,
   return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
 
 
+def latest_step(workdir) -> int | None:
+  """The newest complete checkpoint's step in `workdir`; None when there is none."""
+  with manager(workdir, read_only=True) as mngr:
+    return mngr.latest_step()
+
+
 def save(mngr: ocp.CheckpointManager, step: int, items: dict[str, Any], data_iterator,
          config: ml_collections.ConfigDict) -> bool:
   """Saves the TRAIN_ITEMS pytrees, the data iterator state and the config at `step`."""
@@ -48,10 +58,10 @@ def save(mngr: ocp.CheckpointManager, step: int, items: dict[str, Any], data_ite
   return mngr.save(step, args=ocp.args.Composite(**args), force=True)
 
 
-def restore_train(mngr: ocp.CheckpointManager, step: int, abstract_items: dict[str, Any],
-                  data_iterator=None) -> dict[str, Any]:
-  """Restores every training item into the shapes / shardings of `abstract_items`; the data
-  iterator (if given) is restored in place."""
+def load_train_items(mngr: ocp.CheckpointManager, step: int, abstract_items: dict[str, Any],
+                     data_iterator=None) -> dict[str, Any]:
+  """Loads every training item into the shapes / shardings of `abstract_items`; the data
+  iterator (if given) is set to its saved position in place."""
   args = {name: ocp.args.StandardRestore(abstract_items[name]) for name in TRAIN_ITEMS}
   if data_iterator is not None:
     args["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
@@ -59,16 +69,14 @@ def restore_train(mngr: ocp.CheckpointManager, step: int, abstract_items: dict[s
   return {name: restored[name] for name in TRAIN_ITEMS}
 
 
-def restore_config(mngr: ocp.CheckpointManager, step: int) -> ml_collections.ConfigDict:
+def load_config(mngr: ocp.CheckpointManager, step: int) -> ml_collections.ConfigDict:
   restored = mngr.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
   return ml_collections.ConfigDict(restored["config"])
 
 
 def generator_shapes(config: ml_collections.ConfigDict, sharding=None):
   """Abstract G parameters of `config` (shapes, dtypes, and where to put them)."""
-  size = config.data.image_size
-  image = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
-  hole = jax.ShapeDtypeStruct((1, size, size, 1), jnp.float32)
+  image, hole = models.example_inputs(config.data.image_size)
   shapes = jax.eval_shape(models.make_generator(config.model).init, jax.random.key(0), image,
                           hole)["params"]
   sharding = sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
@@ -76,7 +84,7 @@ def generator_shapes(config: ml_collections.ConfigDict, sharding=None):
                       shapes)
 
 
-def restore_generator(workdir, step: int | None = None):
+def load_workdir(workdir, step: int | None = None):
   """(config, generator parameters, step) from a training workdir; nothing else is read.
 
   `step=None` takes the newest checkpoint.
@@ -91,7 +99,7 @@ def restore_generator(workdir, step: int | None = None):
   elif step not in available:
     raise FileNotFoundError(f"no checkpoint at step {step} in {checkpoint_dir(workdir)}; "
                             f"available: {sorted(available)}")
-  config = restore_config(mngr, step)
+  config = load_config(mngr, step)
   try:
     restored = mngr.restore(step, args=ocp.args.Composite(
         generator=ocp.args.StandardRestore(generator_shapes(config))))
@@ -104,3 +112,76 @@ def restore_generator(workdir, step: int | None = None):
   finally:
     mngr.close()
   return config, restored["generator"], step
+
+
+# --- the shipped model: a generator exported out of a training workdir -------------------------
+# pretrained/<name>/ holds generator.msgpack (flax.serialization of G's parameters), config.json
+# (the training config) and manifest.json (step, SHA-256 of the weights). No Orbax, no optimiser:
+# a few MB that git, a wheel or a download can carry and that loads without the training code.
+
+PRETRAINED_ROOT = pathlib.Path(__file__).resolve().parents[1] / "pretrained"
+DEFAULT_PRETRAINED = PRETRAINED_ROOT / "face_mask_64"
+WEIGHTS, CONFIG, MANIFEST = "generator.msgpack", "config.json", "manifest.json"
+
+
+def export_generator(workdir, out_dir, step: int | None = None, **provenance) -> pathlib.Path:
+  """Writes the generator of `workdir` (newest step by default) as a pretrained model folder."""
+  config, params, step = load_workdir(workdir, step)
+  return save_pretrained(out_dir, config, params, step, **provenance)
+
+
+def save_pretrained(out_dir, config, params, step: int, **provenance) -> pathlib.Path:
+  """Writes (config, generator parameters) as a model folder that load_pretrained reads."""
+  out = pathlib.Path(out_dir)
+  out.mkdir(parents=True, exist_ok=True)
+  blob = flax.serialization.msgpack_serialize(jax.tree.map(np.asarray, params))
+  (out / WEIGHTS).write_bytes(blob)
+  (out / CONFIG).write_text(config.to_json_best_effort(indent=2) + "\n")
+  manifest = dict(step=int(step), sha256=hashlib.sha256(blob).hexdigest(), bytes=len(blob),
+                  **provenance)
+  (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+  return out
+
+
+def _check_shapes(params, expected, where: pathlib.Path):
+  got = {jax.tree_util.keystr(k): v.shape for k, v in jax.tree_util.tree_leaves_with_path(params)}
+  want = {jax.tree_util.keystr(k): v.shape
+          for k, v in jax.tree_util.tree_leaves_with_path(expected)}
+  if got != want:
+    wrong = sorted(set(got) ^ set(want)) or [k for k in want if got[k] != want[k]]
+    detail = "; ".join(f"{k}: {got.get(k)} vs config {want.get(k)}" for k in wrong[:3])
+    raise ValueError(f"the weights in {where} do not match the architecture of its "
+                     f"{CONFIG} ({len(wrong)} parameter(s) differ: {detail})")
+
+
+def load_pretrained(model_dir=None):
+  """(config, generator parameters, step) of an exported model folder (default: the shipped
+  one). A missing, corrupt or mismatched file is a clear error."""
+  model_dir = pathlib.Path(model_dir or DEFAULT_PRETRAINED)
+  missing = [n for n in (WEIGHTS, CONFIG, MANIFEST) if not (model_dir / n).is_file()]
+  if missing:
+    raise FileNotFoundError(f"{model_dir} is not a pretrained model folder: {missing} missing "
+                            "(export one with `python -m maskinpaint_jax.export`)")
+  manifest = json.loads((model_dir / MANIFEST).read_text())
+  blob = (model_dir / WEIGHTS).read_bytes()
+  if hashlib.sha256(blob).hexdigest() != manifest["sha256"]:
+    raise ValueError(f"{model_dir / WEIGHTS} is corrupt: its SHA-256 differs from "
+                     f"{MANIFEST}'s (truncated download, or a Git LFS pointer?)")
+  config = ml_collections.ConfigDict(json.loads((model_dir / CONFIG).read_text()))
+  try:
+    params = flax.serialization.msgpack_restore(blob)
+  except Exception as e:  # pylint: disable=broad-except
+    raise ValueError(f"{model_dir / WEIGHTS} cannot be read as flax msgpack: {e}") from None
+  _check_shapes(params, generator_shapes(config), model_dir / WEIGHTS)
+  return config, jax.tree.map(jnp.asarray, params), int(manifest["step"])
+
+
+def load_generator(source=None, step: int | None = None):
+  """The one way evaluate and inpaint get a generator: (config, params, step) from a training
+  workdir (Orbax checkpoints) or an exported model folder; None = the shipped model."""
+  if source is not None and not (pathlib.Path(source) / MANIFEST).is_file():
+    return load_workdir(source, step)  # a workdir (or an error saying there is none)
+  if step is not None:
+    raise ValueError(f"--step applies to a training workdir; {source or DEFAULT_PRETRAINED} "
+                     "is an exported model with one step")
+  return load_pretrained(source)

@@ -1,17 +1,22 @@
 r"""Evaluates a trained generator like the paper's Tables II / III, next to classical baselines.
 
+  python -m maskinpaint_jax.evaluate [--config.data.data_dir=data/tfds12k]   # the shipped model
   python -m maskinpaint_jax.evaluate --workdir runs/paper [--config configs/default.py]
       [--split test] [--step N] [--lpips_weights DIR] [--limit N] [--out DIR]
 
 Restores only the generator (no discriminator or optimiser state). For every dataset in
-config.data.eval_datasets (face_mask, rect) and the same examples, it scores:
+config.data.eval_datasets (default "": the datasets the checkpoint was trained on) and the same
+examples, it scores:
   masked input as is | OpenCV Telea | OpenCV Navier-Stokes | ours, raw output | ours, composite
 with PSNR (dB, whole image and hole only), SSIM (%), LPIPS (x100, or n/a with the reason),
 identity preservation (face_recognition embedding distance to the original, share under 0.6),
 and a per-mask-style breakdown. Writes results.json, results.csv, results.md and sample grids
 (clean | masked | Telea | NS | ours raw | ours composite) into --out
-(default <workdir>/eval/<split>-step<N>).
-Without --config the checkpoint's own config is used (data paths included).
+(default <workdir>/eval/<split>-step<N>, or runs/eval/<model>/<split> for the shipped model).
+With --workdir and without --config the checkpoint's own config is used (data paths included);
+without --workdir, the shipped model (pretrained/) with configs/shipped.py. Every table says
+which training data the model saw; a dataset outside them is marked as out of distribution (the
+paper scores each occlusion with a model trained on it).
 """
 
 from __future__ import annotations
@@ -21,15 +26,16 @@ import json
 import pathlib
 import time
 
-import jax
 import numpy as np
 import tqdm
 from absl import flags
 
 from data_prep import images as image_utils
 from data_prep import masks as mask_lib
-from maskinpaint_jax import baselines, checkpoint, cli, inference, input_pipeline, metrics
+from maskinpaint_jax import (baselines, checkpoint, cli, inference, input_pipeline, metrics,
+                             report)
 
+SHIPPED_CONFIG = pathlib.Path(__file__).resolve().parents[1] / "configs" / "shipped.py"
 METHODS = ("masked_input", "telea", "navier_stokes", "ours_raw", "ours_composite")
 LABELS = {
     "masked_input": "Masked input (as is)",
@@ -59,17 +65,18 @@ def score_batch(clean, outputs, hole, lpips, original_embeddings, landmarks):
   return scores
 
 
-def evaluate_dataset(restore, source, *, batch_size, lpips, identity, limit, num_samples):
-  """Every method on every example of `source`: per-image scores, mask types, sample rows."""
+def evaluate_dataset(filler, source, *, batch_size, lpips, identity, limit, num_samples):
+  """Every method on every example of `source`: per-image scores, mask types, and sample rows
+  per mask style."""
   n = len(source) if limit is None else min(limit, len(source))
   per_image = {m: {k: [] for k in METRICS} for m in METHODS}
-  mask_types, rows = [], []
+  mask_types, rows = [], {}
   bar = tqdm.tqdm(total=n, unit="img", leave=False)
   for start in range(0, n, batch_size):
     examples = [source[i] for i in range(start, min(n, start + batch_size))]
     batch = input_pipeline.stack_inputs(examples)
     landmarks = np.stack([e["landmarks"] for e in examples])
-    raw, comp = restore(batch["masked"], batch["hole"])
+    raw, comp = filler(batch["masked"], batch["hole"])
     outputs = {"masked_input": batch["masked"],
                "telea": baselines.telea(batch["masked"], batch["hole"]),
                "navier_stokes": baselines.navier_stokes(batch["masked"], batch["hole"]),
@@ -79,10 +86,11 @@ def evaluate_dataset(restore, source, *, batch_size, lpips, identity, limit, num
                                  landmarks).items():
       for k, v in s.items():
         per_image[method][k].extend(np.asarray(v).tolist())
-    mask_types += [mask_lib.MASK_TYPES[int(e["mask_type"])] for e in examples]
-    for i in range(len(examples)):
-      if len(rows) < num_samples:
-        rows.append([batch["clean"][i], batch["masked"][i]] + [
+    styles = [mask_lib.MASK_TYPES[int(e["mask_type"])] for e in examples]
+    mask_types += styles
+    for i, style in enumerate(styles):  # a picture grid per mask style
+      if len(rows.setdefault(style, [])) < num_samples:
+        rows[style].append([batch["clean"][i], batch["masked"][i]] + [
             outputs[m][i] for m in ("telea", "navier_stokes", "ours_raw", "ours_composite")])
     bar.update(len(examples))
   bar.close()
@@ -104,50 +112,9 @@ def summarize(per_image, mask_types) -> dict:
   return out
 
 
-def _fmt(v, digits=2):
-  return "n/a" if v is None else f"{v:.{digits}f}"
-
-
-def to_markdown(results: dict) -> str:
-  meta = results["meta"]
-  lines = [f"# Evaluation: {meta['workdir']} (step {meta['step']}, split `{meta['split']}`)", "",
-           f"Generator: {meta['model_summary']}. Measured {meta['date']} on {meta['machine']}.",
-           ""]
-  lpips_note = ("" if meta["lpips"] is None else f" LPIPS: n/a - {meta['lpips']}.")
-  for name, res in results["datasets"].items():
-    table = "II" if name.startswith("face_mask") else "III"
-    a = res["summary"]["all"]
-    lines += [f"## {name} ({a['n']} images) - the layout of the paper's Table {table}", "",
-              "| Method | PSNR (dB) | SSIM (%) | LPIPS (x100) | PSNR in hole (dB) |",
-              "|---|---:|---:|---:|---:|"]
-    for m in METHODS:
-      r = a[m]
-      lines.append(f"| {LABELS[m]} | {_fmt(r['psnr'])} | {_fmt(r['ssim'])} | "
-                   f"{_fmt(r['lpips'])} | {_fmt(r['psnr_hole'])} |")
-    lines += ["", "Raw output: the generator's image as is. Composite: hole pixels from the "
-              "generator, the rest from the input (needs the hole map; the baselines are "
-              "composites by construction)." + lpips_note, ""]
-    if a["ours_raw"]["id_distance"] is not None:
-      lines += ["Identity preservation (face_recognition 128-D embedding of the result vs. the "
-                "original; lower distance is better; 'same person' below 0.6):", "",
-                "| Method | mean distance | share < 0.6 (%) |", "|---|---:|---:|"]
-      for m in METHODS:
-        lines.append(f"| {LABELS[m]} | {_fmt(a[m]['id_distance'], 3)} | "
-                     f"{_fmt(a[m]['id_match'], 1)} |")
-      lines.append("")
-    styles = [s for s in res["summary"] if s != "all"]
-    if styles:
-      lines += ["Per mask style (PSNR dB / SSIM % / LPIPS x100):", "",
-                "| Method | " + " | ".join(f"{s} (n={res['summary'][s]['n']})" for s in styles)
-                + " |", "|---|" + "---:|" * len(styles)]
-      for m in METHODS:
-        cells = [f"{_fmt(res['summary'][s][m]['psnr'])} / {_fmt(res['summary'][s][m]['ssim'])}"
-                 f" / {_fmt(res['summary'][s][m]['lpips'])}" for s in styles]
-        lines.append(f"| {LABELS[m]} | " + " | ".join(cells) + " |")
-      lines.append("")
-    lines += [f"Samples (clean | masked | Telea | Navier-Stokes | ours raw | ours composite): "
-              f"`{pathlib.Path(res['samples']).name}`", ""]
-  return "\n".join(lines)
+def eval_names(config, saved_config) -> str:
+  """config.data.eval_datasets, or (when "") the datasets the checkpoint was trained on."""
+  return config.data.get("eval_datasets") or saved_config.data.train_datasets
 
 
 def write_results(out_dir: pathlib.Path, results: dict):
@@ -161,18 +128,23 @@ def write_results(out_dir: pathlib.Path, results: dict):
         for m in METHODS:
           w.writerow([name, subset, s["n"], m] + ["" if s[m][k] is None else f"{s[m][k]:.4f}"
                                                    for k in METRICS])
-  (out_dir / "results.md").write_text(to_markdown(results))
+  (out_dir / "results.md").write_text(report.evaluation_markdown(results))
 
 
-def run(config, workdir: str, *, split="test", step=None, out=None, lpips_weights=None,
-        limit=None, batch_size=32, identity=True, num_samples=8) -> tuple[pathlib.Path, dict]:
-  """Evaluates the checkpoint in `workdir`; `config` None means the checkpoint's own config."""
-  saved_config, g_params, step = checkpoint.restore_generator(workdir, step)
+def evaluate_model(config, workdir: str, *, split="test", step=None, out=None,
+                   lpips_weights=None, limit=None, batch_size=32, identity=True,
+                   num_samples=8) -> tuple[pathlib.Path, dict]:
+  """Evaluates the generator of `workdir` (a training workdir or an exported model folder;
+  None = the shipped model); `config` None means the checkpoint's own config."""
+  saved_config, g_params, step = checkpoint.load_generator(workdir, step)
+  if workdir is None:  # the shipped model: results go under runs/, never into pretrained/
+    out = out or pathlib.Path("runs") / "eval" / checkpoint.DEFAULT_PRETRAINED.name / split
+    workdir = checkpoint.DEFAULT_PRETRAINED
   config = config or saved_config
   if config.data.image_size != saved_config.data.image_size:
     raise ValueError(f"the checkpoint was trained at {saved_config.data.image_size} px, the "
                      f"config asks for {config.data.image_size} px")
-  restore = inference.make_restorer(saved_config.model, g_params, batch_size)
+  filler = inference.make_filler(saved_config.model, g_params, batch_size)
   lpips = metrics.LPIPS(lpips_weights)
   if not lpips.available:
     print(f"LPIPS: n/a ({lpips.reason})", flush=True)
@@ -180,12 +152,14 @@ def run(config, workdir: str, *, split="test", step=None, out=None, lpips_weight
   m = saved_config.model
   results = {"meta": {
       "workdir": str(pathlib.Path(workdir).absolute()), "step": int(step), "split": split,
-      "date": time.strftime("%Y-%m-%d"), "machine": _machine(),
+      "date": time.strftime("%Y-%m-%d"), "machine": report.machine(),
       "lpips": lpips.reason, "identity": bool(identity),
       "model_summary": f"{saved_config.data.image_size} px, base width {m.base_width}, "
                        f"widths x{tuple(m.width_multipliers)}, trained on "
-                       f"{saved_config.data.train_datasets}"}, "datasets": {}}
-  occlusions = [o.strip() for o in config.data.eval_datasets.split(",") if o.strip()]
+                       f"{saved_config.data.train_datasets}",
+      "trained_on": input_pipeline.dataset_names(saved_config.data.train_datasets,
+                                                 saved_config.data.image_size)}, "datasets": {}}
+  occlusions = [o.strip() for o in eval_names(config, saved_config).split(",") if o.strip()]
   for occlusion in occlusions:
     (name,) = input_pipeline.dataset_names(occlusion, config.data.image_size)
     (source,) = input_pipeline.open_sources(config.data.data_dir, occlusion,
@@ -193,26 +167,26 @@ def run(config, workdir: str, *, split="test", step=None, out=None, lpips_weight
     t0 = time.time()
     print(f"evaluating {name}/{split} ({len(source)} images)...", flush=True)
     per_image, mask_types, rows = evaluate_dataset(
-        restore, source, batch_size=batch_size, lpips=lpips, identity=identity, limit=limit,
+        filler, source, batch_size=batch_size, lpips=lpips, identity=identity, limit=limit,
         num_samples=num_samples)
-    grid_path = image_utils.save_png(out_dir / f"samples_{name}.png", image_utils.make_grid(rows))
+    grids = {style: str(image_utils.save_png(
+        out_dir / (f"samples_{name}.png" if style == "rect" else f"samples_{name}_{style}.png"),
+        image_utils.make_grid(style_rows))) for style, style_rows in rows.items()}
     results["datasets"][name] = {"summary": summarize(per_image, mask_types),
-                                 "samples": str(grid_path), "seconds": time.time() - t0}
+                                 "in_training": name in results["meta"]["trained_on"],
+                                 "samples": grids, "seconds": time.time() - t0}
   write_results(out_dir, results)
   return out_dir, results
 
 
-def _machine() -> str:
-  import os  # pylint: disable=g-import-not-at-top
-  import platform  # pylint: disable=g-import-not-at-top
-  dev = jax.devices()[0]
-  return f"{platform.machine()} {os.cpu_count()} CPU cores, JAX {jax.__version__} on {dev.platform}"
-
-
 def define_flags():
   """Command-line flags (only when run as a program)."""
-  cli.define_config_flag(required=False)
-  flags.DEFINE_string("workdir", None, "Training workdir (checkpoints).", required=True)
+  # Without --workdir the shipped model is evaluated with the config it was trained with, so
+  # --config.data.data_dir / --config.data.eval_datasets work alone; with --workdir the
+  # checkpoint's own config is used unless --config is given.
+  cli.define_config_flag(default=str(SHIPPED_CONFIG), required=False)
+  flags.DEFINE_string("workdir", None, "Training workdir, or an exported model folder "
+                      "(default: the shipped model in pretrained/).")
   flags.DEFINE_string("split", "test", "Dataset split to evaluate.")
   flags.DEFINE_integer("step", None, "Checkpoint step (default: newest).")
   flags.DEFINE_string("out", None, "Output folder (default <workdir>/eval/<split>-step<N>).")
@@ -228,10 +202,11 @@ def define_flags():
 def main(argv):
   del argv
   f = flags.FLAGS
-  out_dir, results = run(f.config, f.workdir, split=f.split, step=f.step, out=f.out,
-                         lpips_weights=f.lpips_weights, limit=f.limit, batch_size=f.batch_size,
-                         identity=f.identity, num_samples=f.num_samples)
-  print(to_markdown(results))
+  config = f.config if (f["config"].present or f.workdir is None) else None
+  out_dir, results = evaluate_model(
+      config, f.workdir, split=f.split, step=f.step, out=f.out, lpips_weights=f.lpips_weights,
+      limit=f.limit, batch_size=f.batch_size, identity=f.identity, num_samples=f.num_samples)
+  print(report.evaluation_markdown(results))
   print(f"\nwritten: {out_dir}/results.md, results.json, results.csv, samples_*.png")
 
 

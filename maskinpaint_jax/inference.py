@@ -1,4 +1,6 @@
-"""Running a trained generator: uint8 in, uint8 out, in fixed-size batches (one compilation)."""
+"""Inpainting with a trained generator: uint8 in, uint8 out, in fixed-size batches (one
+compilation). `fill` is the jittable core (train.py validates with it); `make_filler` wraps it
+for numpy callers (evaluate, inpaint)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ def to_unit_range(x):
   return x.astype(jnp.float32) / 127.5 - 1.0
 
 
-def restore_output(g, g_params, masked_uint8, hole):
+def fill(g, g_params, masked_uint8, hole):
   """G's raw output for uint8 masked images, and its composite with the known hole map
   (hole pixels from G, the rest from the input), both in [-1, 1]."""
   masked, hole = to_unit_range(masked_uint8), jnp.asarray(hole, jnp.float32)
@@ -22,7 +24,7 @@ def restore_output(g, g_params, masked_uint8, hole):
   return out, hole * out + (1.0 - hole) * masked
 
 
-def make_restorer(model_config, g_params, batch_size: int = 32):
+def make_filler(model_config, g_params, batch_size: int = 32):
   """fn(masked (N,H,W,3) uint8, hole (N,H,W,1) {0,1}) -> (raw, composite) uint8 numpy, any N.
 
   Batches are padded to `batch_size` so the generator compiles once.
@@ -30,11 +32,11 @@ def make_restorer(model_config, g_params, batch_size: int = 32):
   g = models.make_generator(model_config)
 
   @jax.jit
-  def run(params, masked, hole):
-    raw, comp = restore_output(g, params, masked, hole)
+  def fill_uint8(params, masked, hole):
+    raw, comp = fill(g, params, masked, hole)
     return metrics.to_uint8(raw), metrics.to_uint8(comp)
 
-  def restore(masked: np.ndarray, hole: np.ndarray):
+  def filler(masked: np.ndarray, hole: np.ndarray):
     raws, comps = [], []
     for start in range(0, len(masked), batch_size):
       m, h = masked[start:start + batch_size], hole[start:start + batch_size]
@@ -42,9 +44,9 @@ def make_restorer(model_config, g_params, batch_size: int = 32):
       if n < batch_size:
         pad = lambda a: np.concatenate([a, np.zeros((batch_size - n,) + a.shape[1:], a.dtype)])
         m, h = pad(m), pad(h)
-      raw, comp = jax.device_get(run(g_params, m, h))
+      raw, comp = jax.device_get(fill_uint8(g_params, m, h))
       raws.append(raw[:n])
       comps.append(comp[:n])
     return np.concatenate(raws), np.concatenate(comps)
 
-  return restore
+  return filler

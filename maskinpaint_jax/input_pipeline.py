@@ -62,13 +62,20 @@ def _flip(example, rng: np.random.Generator):
   return example
 
 
+def check_split(global_batch: int, parts: int, what: str):
+  """A clear error when the global batch does not split evenly over `parts` devices or
+  processes, naming the nearest batch sizes that do."""
+  if global_batch % parts:
+    lo, hi = (global_batch // parts) * parts, (global_batch // parts + 1) * parts
+    raise ValueError(f"global batch {global_batch} is not divisible by the {parts} {what}; use "
+                     f"--config.batch_size={hi}" + (f" (or {lo})" if lo else ""))
+
+
 def train_dataset(sources, *, global_batch: int, seed: int, random_flip: bool = True,
                   shard: grain.sharding.ShardOptions | None = None) -> grain.MapDataset:
   """Infinite MapDataset of this host's batches (dicts of uint8 arrays, batch B / processes)."""
   shard = shard or grain.sharding.ShardByJaxProcess()
-  if global_batch % shard.shard_count:
-    raise ValueError(f"global batch {global_batch} is not divisible by the "
-                     f"{shard.shard_count} processes")
+  check_split(global_batch, shard.shard_count, "processes")
   ds = grain.MapDataset.concatenate([grain.MapDataset.source(s) for s in sources])
   ds = ds.shuffle(seed=seed).repeat(None)  # reshuffled with a new seed every epoch
   if random_flip:
@@ -79,9 +86,10 @@ def train_dataset(sources, *, global_batch: int, seed: int, random_flip: bool = 
   return ds[shard.shard_index::shard.shard_count]
 
 
-def _init_worker(worker_index: int, worker_count: int):
-  """Grain worker processes import absl-flag-reading modules but never parse flags."""
-  del worker_index, worker_count
+def _flags_parsed(*unused_worker_args):
+  """Grain reads its own absl flags when it starts and runs worker processes; a program that
+  never parses flags (a worker, a notebook, a test calling train_and_evaluate) takes their
+  defaults."""
   from absl import flags  # pylint: disable=g-import-not-at-top
   if not flags.FLAGS.is_parsed():
     flags.FLAGS.mark_as_parsed()
@@ -101,19 +109,24 @@ def make_train_iterator(config, shard=None):
   iter_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=4,
                                                  prefetch_buffer_size=config.data.prefetch_batches))
   if config.data.num_workers > 0:
+    _flags_parsed()
     iter_ds = iter_ds.mp_prefetch(grain.MultiprocessingOptions(
         num_workers=config.data.num_workers,
         per_worker_buffer_size=max(1, config.data.prefetch_batches)),
-        worker_init_fn=_init_worker)
+        worker_init_fn=_flags_parsed)
   return iter(iter_ds), info
 
 
 def fixed_batch(data_dir: str, names: str, image_size: int, split: str, count: int):
-  """The first `count` examples of a split (TFDS's stored order, fixed for a built dataset) as
-  one uint8 batch plus ids and mask types: a fixed set for validation and picture grids."""
+  """The first examples of a split (TFDS's stored order, fixed for a built dataset), `count` in
+  all and shared evenly between the datasets of `names` (so a face_mask,rect mixture is
+  validated on both), as one uint8 batch plus ids and mask types: a fixed set for validation
+  and picture grids."""
+  sources = open_sources(data_dir, names, image_size, split)
   examples = []
-  for source in open_sources(data_dir, names, image_size, split):
-    examples += [source[i] for i in range(min(len(source), count - len(examples)))]
+  for k, source in enumerate(sources):
+    share = (count - len(examples)) // (len(sources) - k)
+    examples += [source[i] for i in range(min(len(source), share))]
   if not examples:
     raise ValueError(f"split {split!r} of {names} has no examples")
   batch = stack_inputs(examples)

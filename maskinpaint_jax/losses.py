@@ -42,14 +42,27 @@ def discriminator_hinge_loss(real_logits, fake_logits):
   return jnp.mean(jax.nn.relu(1.0 - real_logits)) + jnp.mean(jax.nn.relu(1.0 + fake_logits))
 
 
-def generator_loss(output, target, fake_logits, weights):
-  """Eq. (4): gamma_adv * L_adv + gamma_L1 * L_L1 + gamma_TV * L_TV.
+def hole_l1_loss(output, target, hole):
+  """Mean absolute error over the hole's pixels only (0 for a batch without a hole)."""
+  hole = hole.astype(jnp.float32)
+  err = jnp.abs(output.astype(jnp.float32) - target.astype(jnp.float32)) * hole
+  return jnp.sum(err) / jnp.maximum(jnp.sum(hole) * output.shape[-1], 1.0)
 
-  `weights` has adv_weight, l1_weight, tv_weight, tv_epsilon (config.loss). Returns
-  (total, dict of the terms).
+
+def generator_loss(output, target, fake_logits, weights, hole=None):
+  """Eq. (4): gamma_adv * L_adv + gamma_L1 * L_L1 + gamma_TV * L_TV, plus (not in the paper,
+  0 by default) hole_l1_weight * L1 in the hole: at small compute budgets it spends the
+  gradient where the image is unknown instead of on copying the rest.
+
+  `weights` has adv_weight, l1_weight, tv_weight, tv_epsilon and optionally hole_l1_weight
+  (config.loss). Returns (total, dict of the terms).
   """
   terms = dict(adv=generator_adversarial_loss(fake_logits), l1=l1_loss(output, target),
                tv=tv_loss(output, weights.tv_epsilon))
   total = (weights.adv_weight * terms["adv"] + weights.l1_weight * terms["l1"]
            + weights.tv_weight * terms["tv"])
+  hole_weight = weights.get("hole_l1_weight", 0.0)
+  if hole is not None and hole_weight:
+    terms["hole_l1"] = hole_l1_loss(output, target, hole)
+    total = total + hole_weight * terms["hole_l1"]
   return total, terms

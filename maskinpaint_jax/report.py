@@ -1,17 +1,35 @@
-"""Human-readable summaries generated from evaluate's results.json (never typed by hand)."""
+"""Human-readable summaries generated from evaluate's results.json (never typed by hand): the
+full results.md, the compact tables of the README and the demo report, and the machine line
+that every measurement carries."""
 
 from __future__ import annotations
 
+import os
 import pathlib
+import platform
 import re
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
+def machine() -> str:
+  """Devices, host and versions: where a number was measured."""
+  import jax  # pylint: disable=g-import-not-at-top
+  dev = jax.devices()[0]
+  kind = getattr(dev, "device_kind", dev.platform)
+  cpu = platform.processor() or platform.machine()
+  return (f"{jax.device_count()} x {kind} ({dev.platform}), host {cpu} with "
+          f"{os.cpu_count()} cores, Python {platform.python_version()}, JAX {jax.__version__}")
+
+
+def _fmt(v, digits=2):
+  """One number format for every table: `digits` decimals, "n/a" for a metric not computed."""
+  return "n/a" if v is None else f"{v:.{digits}f}"
+
+
 def _row(label, r):
-  f = lambda v, d=2: "n/a" if v is None else f"{v:.{d}f}"
-  return (f"| {label} | {f(r['psnr'])} | {f(r['psnr_hole'])} | {f(r['ssim'])} | {f(r['lpips'])} |"
-          f" {f(r['id_distance'], 3)} |")
+  return (f"| {label} | {_fmt(r['psnr'])} | {_fmt(r['psnr_hole'])} | {_fmt(r['ssim'])} | "
+          f"{_fmt(r['lpips'])} | {_fmt(r['id_distance'], 3)} |")
 
 
 def comparison_sentence(summary: dict) -> str:
@@ -43,14 +61,126 @@ def results_markdown(results: dict, heading_level: int = 3) -> str:
   return "\n".join(lines)
 
 
+def evaluation_markdown(results: dict) -> str:
+  """evaluate's results.md: every dataset in the layout of the paper's Tables II / III, then
+  identity preservation and the per-mask-style breakdown."""
+  from maskinpaint_jax.evaluate import LABELS, METHODS  # pylint: disable=g-import-not-at-top
+  meta = results["meta"]
+  lines = [f"# Evaluation: {meta['workdir']} (step {meta['step']}, split `{meta['split']}`)", "",
+           f"Generator: {meta['model_summary']}. Measured {meta['date']} on {meta['machine']}.",
+           ""]
+  lpips_note = ("" if meta["lpips"] is None else f" LPIPS: n/a - {meta['lpips']}.")
+  trained_on = ", ".join(meta.get("trained_on", [])) or "unknown"
+  for name, res in results["datasets"].items():
+    table = "II" if name.startswith("face_mask") else "III"
+    a = res["summary"]["all"]
+    lines += [f"## {name} ({a['n']} images) - the layout of the paper's Table {table}", "",
+              training_note(name, res.get("in_training"), trained_on), "",
+              "| Method | PSNR (dB) | SSIM (%) | LPIPS (x100) | PSNR in hole (dB) |",
+              "|---|---:|---:|---:|---:|"]
+    for m in METHODS:
+      r = a[m]
+      lines.append(f"| {LABELS[m]} | {_fmt(r['psnr'])} | {_fmt(r['ssim'])} | "
+                   f"{_fmt(r['lpips'])} | {_fmt(r['psnr_hole'])} |")
+    lines += ["", "Raw output: the generator's image as is. Composite: hole pixels from the "
+              "generator, the rest from the input (needs the hole map; the baselines are "
+              "composites by construction)." + lpips_note, ""]
+    if a["ours_raw"]["id_distance"] is not None:
+      lines += ["Identity preservation (face_recognition 128-D embedding of the result vs. the "
+                "original; lower distance is better; 'same person' below 0.6):", "",
+                "| Method | mean distance | share < 0.6 (%) |", "|---|---:|---:|"]
+      for m in METHODS:
+        lines.append(f"| {LABELS[m]} | {_fmt(a[m]['id_distance'], 3)} | "
+                     f"{_fmt(a[m]['id_match'], 1)} |")
+      lines.append("")
+    styles = [s for s in res["summary"] if s != "all"]
+    if styles:
+      lines += ["Per mask style (PSNR dB / SSIM % / LPIPS x100):", "",
+                "| Method | " + " | ".join(f"{s} (n={res['summary'][s]['n']})" for s in styles)
+                + " |", "|---|" + "---:|" * len(styles)]
+      for m in METHODS:
+        cells = [f"{_fmt(res['summary'][s][m]['psnr'])} / {_fmt(res['summary'][s][m]['ssim'])}"
+                 f" / {_fmt(res['summary'][s][m]['lpips'])}" for s in styles]
+        lines.append(f"| {LABELS[m]} | " + " | ".join(cells) + " |")
+      lines.append("")
+    lines += ["Samples (clean | masked | Telea | Navier-Stokes | ours raw | ours composite): "
+              + ", ".join(f"`{pathlib.Path(p).name}`" for p in res["samples"].values()), ""]
+  return "\n".join(lines)
+
+
+def training_note(name: str, in_training, trained_on: str) -> str:
+  """Which training data the numbers of `name` come from."""
+  if in_training is False:
+    return (f"**Out of distribution**: scored by a model trained on {trained_on} only; it never "
+            f"saw {name}'s occlusion in training. The paper's numbers come from a model trained "
+            "on the occlusion it is scored on (launch/gpu_node.sh trains one per occlusion).")
+  return f"Scored by a model trained on {trained_on} (train split)."
+
+
 def update_readme(readme: pathlib.Path, results: dict, source: str) -> None:
   """Replaces the README block between the results markers with tables from `results`."""
   text = readme.read_text()
   if README_START not in text or README_END not in text:
     raise ValueError(f"{readme} has no {README_START} ... {README_END} block")
-  block = (f"{README_START}\n<!-- generated by `python -m maskinpaint_jax.demo --update_readme` "
-           f"from {source}; do not edit by hand -->\n\n{results_markdown(results)}\n\n"
+  block = (f"{README_START}\n<!-- generated by `python -m maskinpaint_jax.report --readme "
+           f"{source}`; do not edit by hand -->\n\n{results_markdown(results)}\n\n"
            f"{README_END}")
   text = re.sub(re.escape(README_START) + ".*?" + re.escape(README_END), lambda _: block, text,
                 flags=re.S)
   readme.write_text(text)
+
+
+def side_by_side_markdown(results: dict[str, dict]) -> str:
+  """Several models' results.json on the same split, per dataset and mask style: hole PSNR of
+  the raw output and whole-image SSIM of the composite, with Telea's on the same images."""
+  labels = list(results)
+  first = results[labels[0]]
+  lines = [f"Split `{first['meta']['split']}`; " + "; ".join(
+      f"`{k}`: {r['meta']['model_summary']}, step {r['meta']['step']}" for k, r in results.items())
+      + ".", "",
+           "| dataset | style (n) | Telea hole PSNR | " + " | ".join(
+               f"{k} hole PSNR" for k in labels) + " | Telea SSIM % | " + " | ".join(
+               f"{k} SSIM % (composite)" for k in labels) + " |",
+           "|---|---|---:|" + "---:|" * len(labels) + "---:|" + "---:|" * len(labels)]
+  for name, res in first["datasets"].items():
+    for style, s in res["summary"].items():
+      row = [results[k]["datasets"][name]["summary"][style] for k in labels]
+      lines.append(f"| {name} | {style} ({s['n']}) | {s['telea']['psnr_hole']:.2f} | "
+                   + " | ".join(f"{r['ours_raw']['psnr_hole']:.2f}" for r in row)
+                   + f" | {s['telea']['ssim']:.2f} | "
+                   + " | ".join(f"{r['ours_composite']['ssim']:.2f}" for r in row) + " |")
+  return "\n".join(lines)
+
+
+def main(argv=None):
+  """python -m maskinpaint_jax.report LABEL=results.json [...] [--write FILE --title T]"""
+  import argparse  # pylint: disable=g-import-not-at-top
+  import json  # pylint: disable=g-import-not-at-top
+  import shlex  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  p = argparse.ArgumentParser(prog="python -m maskinpaint_jax.report",
+                              description="Models' evaluations side by side.")
+  p.add_argument("results", nargs="*", help="LABEL=path/to/results.json")
+  p.add_argument("--write", default=None, help="markdown file to add the section to")
+  p.add_argument("--title", default="Side by side")
+  p.add_argument("--readme", default=None,
+                 help="a results.json whose tables replace README.md's results block")
+  args = p.parse_args(argv)
+  if args.readme:
+    readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+    update_readme(readme, json.loads(pathlib.Path(args.readme).read_text()), args.readme)
+    print(f"{readme}: results block replaced from {args.readme}")
+  if not args.results:
+    return
+  results = {k: json.loads(pathlib.Path(v).read_text())
+             for k, v in (a.split("=", 1) for a in args.results)}
+  body = side_by_side_markdown(results)
+  print(body)
+  if args.write:
+    from maskinpaint_jax import bench  # pylint: disable=g-import-not-at-top
+    bench.write_section(args.write, args.title, body,
+                        "python -m maskinpaint_jax.report " + shlex.join(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+  main()

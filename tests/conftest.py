@@ -106,13 +106,55 @@ def tiny_config(data_dir, **overrides):
   from maskinpaint_jax import cli
   config = cli.load_config(REPO / "configs" / "tiny.py")
   config.data.data_dir = str(data_dir)
-  for key, value in overrides.items():
-    node = config
-    *parents, leaf = key.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
+  config.update_from_flattened_dict(overrides)
   return config
+
+
+MOCK_SPLITS = {"train": 40, "validation": 8, "test": 8}
+
+
+def mock_source(data_dir, name: str, split: str, splits=None):
+  """Synthetic examples of dataset `name` (e.g. "face_mask_32") in the built datasets' feature
+  layout: what `data_prep.builder.data_source` reads from disk, made in memory. Smooth random
+  faces-to-be, a hole (centred half-size rectangle for rect, a lower-face box of a mask style
+  otherwise) filled white in `masked`. A split of size 0 in `splits` is missing (KeyError)."""
+  import zlib
+
+  import cv2
+  import numpy as np
+
+  from data_prep import masks
+  count = (splits or MOCK_SPLITS).get(split, 0)
+  if not count:
+    raise KeyError(f"mock {name} has no split {split!r}")
+  occlusion, size = (name.rsplit("_", 1) if name[-1].isdigit() else (name, "128"))
+  size = int(size)
+  rng = np.random.default_rng(zlib.crc32(f"{name}/{split}".encode()))
+  examples = []
+  for i in range(count):
+    clean = cv2.resize(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), (size, size))
+    hole = np.zeros((size, size, 1), np.uint8)
+    if occlusion == "rect":
+      hole[size // 4:3 * size // 4, size // 4:3 * size // 4] = 1
+      style = masks.MASK_TYPES.index("rect")
+    else:
+      top = int(rng.integers(size // 2, 5 * size // 8))
+      hole[top:7 * size // 8, size // 8:7 * size // 8] = 1
+      style = int(rng.integers(0, len(masks.FACE_MASK_STYLES)))
+    examples.append({"image": clean, "masked": np.where(hole > 0, np.uint8(255), clean),
+                     "mask": hole * 255, "mask_type": style, "id": f"{name}/{split}/{i}".encode(),
+                     "landmarks": np.zeros((68, 2), np.float32)})
+  return examples
+
+
+@pytest.fixture
+def mock_data(monkeypatch):
+  """Every dataset read in memory from `mock_source` instead of from disk (as the Flax examples'
+  train_test.py does with tfds.testing.mock_data): no photos, no face finding, no build. Yields
+  a tiny config over the face_mask and rect mocks."""
+  from data_prep import builder
+  monkeypatch.setattr(builder, "data_source", mock_source)
+  yield tiny_config("mock", **{"data.train_datasets": "face_mask,rect"})
 
 
 def run_cli(args, timeout=600, **kwargs):

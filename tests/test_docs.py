@@ -22,7 +22,7 @@ def test_comparison_sentence_reports_the_sign_honestly():
 
 
 def test_benchmark_sections_are_replaced_not_duplicated(tmp_path, monkeypatch):
-  monkeypatch.setattr(bench, "machine", lambda: "test machine")
+  monkeypatch.setattr(report, "machine", lambda: "test machine")
   path = tmp_path / "b.md"
   path.write_text("# Benchmarks\n\nintro stays\n")
   bench.write_section(str(path), "A", "first", "cmd a")

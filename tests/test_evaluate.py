@@ -2,14 +2,17 @@
 
 import csv
 import json
+import pathlib
 import shutil
 
 import numpy as np
+import pytest
 
 from conftest import run_cli
-from maskinpaint_jax import checkpoint, evaluate, input_pipeline
+from maskinpaint_jax import baselines, checkpoint, evaluate, input_pipeline, metrics
 
 
+@pytest.mark.slow
 def test_evaluate_writes_the_paper_tables_from_the_generator_alone(tiny_workdir, tmp_path):
   # Only the generator and config are needed: drop everything else from a copy.
   work = tmp_path / "work"
@@ -19,24 +22,30 @@ def test_evaluate_writes_the_paper_tables_from_the_generator_alone(tiny_workdir,
       shutil.rmtree(step_dir / item, ignore_errors=True)
   no_weights = tmp_path / "no_lpips"
   no_weights.mkdir()
-  out_dir, results = evaluate.run(None, str(work), split="test", lpips_weights=str(no_weights),
-                                  batch_size=4, identity=True, num_samples=3)
+  out_dir, results = evaluate.evaluate_model(None, str(work), split="test",
+                                             lpips_weights=str(no_weights), batch_size=4,
+                                             identity=True, num_samples=3)
   assert set(results["datasets"]) == {"face_mask_32", "rect_32"}
-  for name in ("results.json", "results.csv", "results.md", "samples_face_mask_32.png",
-               "samples_rect_32.png"):
+  for name in ("results.json", "results.csv", "results.md", "samples_rect_32.png"):
     assert (out_dir / name).stat().st_size > 0
+  # One picture grid per face-mask style present in the test split.
+  styles = set(results["datasets"]["face_mask_32"]["summary"]) - {"all"}
+  assert styles and {pathlib.Path(p).name for p in
+                     results["datasets"]["face_mask_32"]["samples"].values()} == {
+                         f"samples_face_mask_32_{s}.png" for s in styles}
   md = (out_dir / "results.md").read_text()
   assert "Table II" in md and "Table III" in md and "LPIPS: n/a" in md
   assert "vgg16_weights.h5" in md  # the reason, not a number
   assert json.loads((out_dir / "results.json").read_text())["meta"]["step"] == 2
 
-  config = checkpoint.restore_generator(work)[0]
+  config = checkpoint.load_generator(work)[0]
   for name, occlusion in (("face_mask_32", "face_mask"), ("rect_32", "rect")):
     summary = results["datasets"][name]["summary"]
     (source,) = input_pipeline.open_sources(config.data.data_dir, occlusion, 32, "test")
-    ex = [input_pipeline.to_model_inputs(source[i]) for i in range(len(source))]
-    clean = np.stack([e["clean"] for e in ex])
-    masked = np.stack([e["masked"] for e in ex])
+    ex = [source[i] for i in range(len(source))]
+    batch = input_pipeline.stack_inputs(ex)
+    clean, masked = batch["clean"], batch["masked"]
+    landmarks = np.stack([e["landmarks"] for e in ex])
     a = summary["all"]
     assert a["n"] == len(ex)
     # The masked-input row, recomputed independently.
@@ -48,8 +57,13 @@ def test_evaluate_writes_the_paper_tables_from_the_generator_alone(tiny_workdir,
                                rtol=1e-6)
     assert a["telea"]["psnr_hole"] > a["masked_input"]["psnr_hole"]
     assert a["ours_raw"]["lpips"] is None
-    for m in evaluate.METHODS:
-      assert 0.0 <= a[m]["id_distance"] < 2.0 and 0.0 <= a[m]["id_match"] <= 100.0
+    # Identity rows of the deterministic methods, recomputed image by image: the mean distance
+    # and the share under face_recognition's threshold.
+    original = metrics.identity_embeddings(clean, landmarks)
+    for m, out in (("masked_input", masked), ("telea", baselines.telea(masked, batch["hole"]))):
+      dist = metrics.identity_distance(metrics.identity_embeddings(out, landmarks), original)
+      np.testing.assert_allclose(a[m]["id_distance"], dist.mean(), rtol=1e-6)
+      np.testing.assert_allclose(a[m]["id_match"], 100 * np.mean(dist < 0.6), rtol=1e-6)
   styles = set(results["datasets"]["face_mask_32"]["summary"]) - {"all"}
   assert styles and styles <= {"surgical", "cloth", "n95"}
   assert set(results["datasets"]["rect_32"]["summary"]) == {"all"}
@@ -57,6 +71,7 @@ def test_evaluate_writes_the_paper_tables_from_the_generator_alone(tiny_workdir,
   assert {r["method"] for r in rows} == set(evaluate.METHODS)
 
 
+@pytest.mark.slow
 def test_evaluate_cli(tiny_workdir, tmp_path):
   r = run_cli(["maskinpaint_jax.evaluate", "--workdir", str(tiny_workdir), "--limit", "3",
                "--noidentity", f"--lpips_weights={tmp_path}", f"--out={tmp_path / 'ev'}"])
@@ -65,3 +80,24 @@ def test_evaluate_cli(tiny_workdir, tmp_path):
   assert (tmp_path / "ev" / "results.md").exists()
   r = run_cli(["maskinpaint_jax.evaluate", "--workdir", str(tmp_path / "nothing")])
   assert r.returncode != 0 and "no checkpoint" in r.stderr
+
+
+def test_scores_and_per_style_means_match_numpy():
+  rng = np.random.default_rng(0)
+  clean, out = (rng.integers(0, 256, (4, 16, 16, 3), dtype=np.uint8) for _ in range(2))
+  hole = np.zeros((4, 16, 16, 1), np.uint8)
+  hole[:, 4:12, 4:12] = 1
+  s = evaluate.score_batch(clean, {"ours_raw": out}, hole, None, None, None)["ours_raw"]
+  err = (clean.astype(float) - out) ** 2
+  np.testing.assert_allclose(s["psnr"], 10 * np.log10(255 ** 2 / err.mean((1, 2, 3))), rtol=1e-5)
+  np.testing.assert_allclose(s["psnr_hole"], 10 * np.log10(255 ** 2 / err[:, 4:12, 4:12].mean(
+      (1, 2, 3))), rtol=1e-5)
+  assert set(s) == {"psnr", "psnr_hole", "ssim"}  # no LPIPS weights, no identity asked for
+  per_image = {m: {k: [] for k in evaluate.METRICS} for m in evaluate.METHODS}
+  for m in evaluate.METHODS:
+    per_image[m]["psnr"] = [1.0, 2.0, 3.0, 6.0]
+  summary = evaluate.summarize(per_image, ["surgical", "rect", "rect", "cloth"])
+  assert list(summary) == ["all", "cloth", "rect", "surgical"]
+  assert [summary[k]["n"] for k in summary] == [4, 1, 2, 1]
+  assert summary["all"]["telea"]["psnr"] == 3.0 and summary["rect"]["telea"]["psnr"] == 2.5
+  assert summary["all"]["telea"]["lpips"] is None

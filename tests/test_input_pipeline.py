@@ -1,19 +1,19 @@
-"""Grain pipeline: flips, epochs, host sharding and iterator state, on real (tiny) data."""
+"""Grain pipeline: flips, epochs, host sharding, worker processes and iterator state, on mock
+data made in memory (conftest.mock_source): no build, no face finding."""
 
 import grain
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
+from conftest import mock_source
+from maskinpaint_jax import checkpoint
 from maskinpaint_jax import input_pipeline as ip
 
 
 @pytest.fixture(scope="module")
-def sources(tiny_data_dir):
-  return ip.open_sources(str(tiny_data_dir), "face_mask", 32, "train")
-
-
-def _ids_in_order(ds, n):
-  return [ds[i] for i in range(n)]
+def sources():
+  return [mock_source(None, "face_mask_32", "train")]  # 40 examples
 
 
 def test_flip_is_identical_for_clean_masked_and_hole(sources):
@@ -28,10 +28,18 @@ def test_flip_is_identical_for_clean_masked_and_hole(sources):
     mirrored = all(np.array_equal(a[k][:, :, ::-1], b[k]) for k in a)
     assert same or mirrored, i
     n_flipped += mirrored and not same
-  assert 4 <= n_flipped <= 20
+  assert 4 <= n_flipped <= 20  # a fair coin: 24 draws land here with probability 0.998
   ex = plain[0]
   assert ex["clean"].dtype == np.uint8 and ex["hole"].shape == (1, 32, 32, 1)
-  assert set(np.unique(ex["hole"])) <= {0, 1}
+  assert set(np.unique(ex["hole"])) == {0, 1}
+
+
+def test_model_inputs_are_the_stored_images_and_a_binary_hole(sources):
+  ex = sources[0][0]
+  got = ip.to_model_inputs(ex)
+  np.testing.assert_array_equal(got["clean"], ex["image"])
+  np.testing.assert_array_equal(got["masked"], ex["masked"])
+  np.testing.assert_array_equal(got["hole"], ex["mask"] // 255)
 
 
 def test_every_epoch_is_a_new_permutation(sources):
@@ -41,7 +49,8 @@ def test_every_epoch_is_a_new_permutation(sources):
   key = lambda ex: ex["clean"].tobytes()
   epoch1 = [key(ds[i]) for i in range(n)]
   epoch2 = [key(ds[i]) for i in range(n, 2 * n)]
-  assert len(set(epoch1)) == n and set(epoch1) == set(epoch2)
+  stored = {np.asarray(ex["image"]).tobytes() for ex in sources[0]}
+  assert len(set(epoch1)) == n and set(epoch1) == set(epoch2) == stored
   assert epoch1 != epoch2
 
 
@@ -50,38 +59,68 @@ def test_two_hosts_hold_the_halves_of_each_global_batch(sources):
                          shard=grain.sharding.ShardOptions(0, 1))
   hosts = [ip.train_dataset(sources, global_batch=8, seed=1,
                             shard=grain.sharding.ShardOptions(p, 2)) for p in range(2)]
-  for k in range(7):  # crosses an epoch boundary (37 examples)
+  for k in range(7):  # crosses an epoch boundary (40 examples)
     joined = {f: np.concatenate([hosts[0][k][f], hosts[1][k][f]]) for f in one[k]}
     for f in one[k]:
       np.testing.assert_array_equal(joined[f], one[k][f])
-  with pytest.raises(ValueError, match="not divisible"):
+  with pytest.raises(ValueError, match=r"not divisible by the 2 processes.*batch_size=10 \(or 8\)"):
     ip.train_dataset(sources, global_batch=9, seed=1, shard=grain.sharding.ShardOptions(0, 2))
 
 
-def test_iterator_state_restores_the_exact_position(tiny_data_dir):
-  from conftest import tiny_config
-  config = tiny_config(tiny_data_dir)
+def _next(it, n):
+  return [next(it) for _ in range(n)]
+
+
+def _assert_batches_equal(got, want):
+  assert len(got) == len(want)
+  for g, w in zip(got, want):
+    assert g.keys() == w.keys()
+    for f in w:
+      np.testing.assert_array_equal(g[f], w[f], err_msg=f)
+
+
+def test_iterator_state_restores_the_exact_position(mock_data):
+  config = mock_data
   it, info = ip.make_train_iterator(config, shard=grain.sharding.ShardOptions(0, 1))
-  assert info.num_examples == len(ip.open_sources(str(tiny_data_dir), "face_mask", 32,
-                                                  "train")[0])
-  for _ in range(3):
-    next(it)
+  assert info.num_examples == 80 and info.names == ("face_mask_32", "rect_32")
+  _next(it, 3)
   state = it.get_state()
-  expected = [next(it) for _ in range(2)]
+  expected = _next(it, 2)
   it2, _ = ip.make_train_iterator(config, shard=grain.sharding.ShardOptions(0, 1))
   it2.set_state(state)
-  for want in expected:
-    got = next(it2)
-    for f in want:
-      np.testing.assert_array_equal(got[f], want[f])
+  _assert_batches_equal(_next(it2, 2), expected)
 
 
-def test_mixture_of_datasets_and_fixed_batch(tiny_data_dir):
-  mixed = ip.open_sources(str(tiny_data_dir), "face_mask,rect", 32, "train")
-  assert len(mixed) == 2
+def test_worker_processes_keep_the_order_and_resume_from_a_checkpoint(mock_data, tmp_path):
+  """The default config's setting: batches made by worker processes. They come in the global
+  order (the MapDataset's batches k = 0, 1, ...), and the iterator state that train.py saves
+  with every checkpoint brings a new set of workers back to the same position."""
+  config = mock_data
+  config.data.num_workers = 2
+  shard = grain.sharding.ShardOptions(0, 1)
+  sources = ip.open_sources("mock", config.data.train_datasets, 32, "train")
+  reference = ip.train_dataset(sources, global_batch=8, seed=config.seed, shard=shard)
+  it, _ = ip.make_train_iterator(config, shard=shard)
+  _assert_batches_equal(_next(it, 3), [reference[k] for k in range(3)])
+  with ocp.CheckpointManager(checkpoint.checkpoint_dir(tmp_path)) as mngr:
+    items = {name: {"x": np.zeros(1)} for name in checkpoint.TRAIN_ITEMS}
+    checkpoint.save(mngr, 3, items, it, config)
+    mngr.wait_until_finished()
+    del it
+    resumed, _ = ip.make_train_iterator(config, shard=shard)
+    checkpoint.load_train_items(mngr, 3, items, resumed)
+  _assert_batches_equal(_next(resumed, 3), [reference[k] for k in range(3, 6)])
+
+
+def test_mixture_of_datasets_and_fixed_batch(mock_data):
+  mixed = ip.open_sources("mock", "face_mask,rect", 32, "train")
+  assert [len(s) for s in mixed] == [40, 40]
   ds = ip.train_dataset(mixed, global_batch=4, seed=0, shard=grain.sharding.ShardOptions(0, 1))
   assert ds[0]["clean"].shape == (4, 32, 32, 3)
-  batch = ip.fixed_batch(str(tiny_data_dir), "face_mask", 32, "test", 5)
-  assert batch["clean"].shape[0] == batch["id"].shape[0] <= 5
-  again = ip.fixed_batch(str(tiny_data_dir), "face_mask", 32, "test", 5)
-  np.testing.assert_array_equal(batch["masked"], again["masked"])
+  # The first examples in stored order, shared between the datasets: 5 = 2 face_mask + 3 rect.
+  batch = ip.fixed_batch("mock", "face_mask,rect", 32, "test", 5)
+  assert list(batch["id"]) == ["face_mask_32/test/0", "face_mask_32/test/1", "rect_32/test/0",
+                               "rect_32/test/1", "rect_32/test/2"]
+  test_rect = mock_source(None, "rect_32", "test")
+  np.testing.assert_array_equal(batch["masked"][2:], np.stack([e["masked"] for e in test_rect[:3]]))
+  assert list(batch["mask_type"][2:]) == [3, 3, 3]  # "rect"

@@ -29,9 +29,7 @@ def init_g(config, size=32, batch=2):
 
 def init_shapes(config, size=32):
   g = models.make_generator(config.model)
-  x = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
-  hole = jax.ShapeDtypeStruct((1, size, size, 1), jnp.float32)
-  return jax.eval_shape(g.init, jax.random.key(0), x, hole)
+  return jax.eval_shape(g.init, jax.random.key(0), *models.example_inputs(size))
 
 
 @pytest.fixture(scope="module")
@@ -40,22 +38,40 @@ def small_generator():
 
 
 @pytest.mark.parametrize("size", [16, 32, 48])
-def test_generator_output_shape_and_range(size, small_generator):
+def test_generator_output_is_tanh_of_the_head_conv(size, small_generator):
   g, v = small_generator  # parameters do not depend on the image size
   x = jax.random.uniform(jax.random.key(1), (2, size, size, 3), minval=-1, maxval=1)
-  y = jax.jit(g.apply)(v, x)
+  y, inter = jax.jit(lambda v, x: g.apply(
+      v, x, capture_intermediates=lambda m, _: m.name == "head", mutable=["intermediates"]))(v, x)
   assert y.shape == (2, size, size, 3) and y.dtype == jnp.float32
-  assert float(jnp.abs(y).max()) <= 1.0
+  (head,) = inter["intermediates"]["head"]["__call__"]
+  np.testing.assert_allclose(y, np.tanh(np.asarray(head, np.float64)), rtol=1e-6, atol=1e-6)
 
 
-def test_default_generator_and_discriminator_at_128px_shapes():
+def _documented_sizes() -> dict[str, tuple[int, int]]:
+  """{variant label: (G params, D params)} from docs/architecture.md's table at 128 px."""
+  from conftest import REPO  # pylint: disable=g-import-not-at-top
+  text = (REPO / "docs" / "architecture.md").read_text().split("## Default size")[1]
+  text = text.split("\n## ")[0]
+  rows = [line.split("|")[1:-1] for line in text.splitlines() if line.startswith("| ")][1:]
+  return {r[0].strip(): (int(r[1].replace(",", "")), int(r[3].replace(",", ""))) for r in rows}
+
+
+def test_default_generator_and_discriminator_at_128px_match_the_documented_sizes():
   c = default_config.get_config()
   x = jax.ShapeDtypeStruct((2, 128, 128, 3), jnp.float32)
-  g, d = models.make_generator(c.model), models.make_discriminator(c)
-  gv = jax.eval_shape(g.init, jax.random.key(0), x)
+  documented = _documented_sizes()
+  for variant, label in (("full", "full"), ("no_mmrm", "w/o MMRM")):
+    cv = default_config.get_config()
+    cv.model.update(models.ABLATIONS[variant])
+    g, d = models.make_generator(cv.model), models.make_discriminator(cv)
+    gv = jax.eval_shape(g.init, jax.random.key(0), x)
+    dv = jax.eval_shape(d.init, jax.random.key(0), x)
+    count = lambda tree: sum(a.size for a in jax.tree.leaves(tree))
+    assert (count(gv["params"]), count(dv["params"])) == documented[label], variant
   assert jax.eval_shape(g.apply, gv, x).shape == (2, 128, 128, 3)
-  dv = jax.eval_shape(d.init, jax.random.key(0), x)
   assert jax.eval_shape(d.apply, dv, x).shape == (2, 8, 8, 1)  # 4 stride-2 layers: 128 / 16
+  assert c.data.image_size == 128
 
 
 def test_image_side_must_fit_the_depth(small_generator):
@@ -148,9 +164,9 @@ def test_spectral_norm_brings_the_largest_singular_value_to_one():
   v = d.init(jax.random.key(1), x)
   # One power-iteration step per training call, as in training; random 3x3 conv kernels have
   # close top singular values, so give it a few hundred calls.
-  step = lambda _, stats: d.apply({"params": v["params"], "batch_stats": stats}, x,
-                                  update_stats=True, mutable=["batch_stats"])[1]["batch_stats"]
-  stats = jax.jit(lambda s: jax.lax.fori_loop(0, 400, step, s))(v["batch_stats"])
+  step = lambda _, stats: d.apply({"params": v["params"], "spectral_norm": stats}, x,
+                                  update_stats=True, mutable=["spectral_norm"])[1]["spectral_norm"]
+  stats = jax.jit(lambda s: jax.lax.fori_loop(0, 400, step, s))(v["spectral_norm"])
   for i in range(4):
     w = np.asarray(v["params"][f"conv{i}"]["kernel"])
     sigma_true = np.linalg.svd(w.reshape(-1, w.shape[-1]), compute_uv=False)[0]
@@ -161,10 +177,17 @@ def test_spectral_norm_brings_the_largest_singular_value_to_one():
 
 
 def test_discriminator_is_a_patch_map_of_logits():
+  """Each logit sees exactly its receptive field: 4 convs 3x3, stride 2, padding 1 map logit i
+  to input pixels [16 i - 15, 16 i + 15] (layer by layer: i -> [2 i - 1, 2 i + 1])."""
   d = models.make_discriminator(small_config())
-  x = jnp.zeros((3, 64, 64, 3))
+  x = jax.random.normal(jax.random.key(1), (1, 64, 64, 3))
   v = jax.jit(d.init)(jax.random.key(0), x)
-  assert jax.jit(d.apply)(v, x).shape == (3, 4, 4, 1)
+  assert jax.jit(d.apply)(v, x).shape == (1, 4, 4, 1)
+  jacobian = np.asarray(jax.jit(jax.jacrev(lambda x: d.apply(v, x)[0, :, :, 0]))(x))
+  for i, j in ((0, 0), (3, 3), (1, 2)):
+    rows, cols = np.nonzero(np.abs(jacobian[i, j, 0]).sum(-1))
+    field = lambda k: (max(0, 16 * k - 15), min(63, 16 * k + 15))
+    assert (rows.min(), rows.max()) == field(i) and (cols.min(), cols.max()) == field(j)
 
 
 def test_gradients_reach_every_parameter(small_generator):
@@ -185,7 +208,7 @@ def test_gradients_reach_every_parameter(small_generator):
 
   def d_loss(dp):
     fake = g.apply(gv, masked)
-    dvars = {"params": dp, "batch_stats": dv["batch_stats"]}
+    dvars = {"params": dp, "spectral_norm": dv["spectral_norm"]}
     return losses.discriminator_hinge_loss(d.apply(dvars, real), d.apply(dvars, fake))
 
   for grads in (jax.jit(jax.grad(g_loss))(gv["params"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 from maskinpaint_jax.models.discriminator import PatchDiscriminator
@@ -14,6 +15,13 @@ def compute_dtype(name: str):
   if name not in DTYPES:
     raise ValueError(f"model.dtype must be one of {sorted(DTYPES)}, got {name!r}")
   return DTYPES[name]
+
+
+def example_inputs(image_size: int, batch: int = 1):
+  """(image, hole) shapes that G and D are initialised with: float32 [-1, 1] image, {0,1} hole.
+  jax.eval_shape takes them as they are; jnp.zeros(x.shape, x.dtype) makes concrete ones."""
+  return (jax.ShapeDtypeStruct((batch, image_size, image_size, 3), jnp.float32),
+          jax.ShapeDtypeStruct((batch, image_size, image_size, 1), jnp.float32))
 
 
 def make_generator(model_config) -> Generator:

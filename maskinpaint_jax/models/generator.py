@@ -10,8 +10,8 @@
 w_i = base_width * width_multipliers[i]. Down-sampling pads (1, 1) explicitly, as PyTorch's
 `padding=1` does (Flax's "SAME" would pad (0, 1) for a stride-2 3x3 conv). Nearest up-sampling
 followed by a conv avoids the checkerboard artefacts of transposed convolutions.
-Input: the masked image in [-1, 1] (blind, as in the paper); with `non_blind` the hole map
-(1 = hole) is a 4th channel.
+Input: the masked image in [-1, 1] (blind, as in the paper); with `non_blind` the hole pixels
+are zeroed and the hole map (1 = hole) is a 4th channel.
 """
 
 from __future__ import annotations
@@ -58,7 +58,10 @@ class Generator(nn.Module):
     if self.non_blind:
       if hole is None:
         raise ValueError("non_blind generator needs the hole map")
-      x = jnp.concatenate([x, hole.astype(x.dtype)], axis=-1)
+      # The occluder's pixels are zeroed (0 = mid-grey in [-1, 1]): the model cannot copy any
+      # of the mask's colour or pattern into its output, only the face around the hole.
+      hole = hole.astype(x.dtype)
+      x = jnp.concatenate([x * (1.0 - hole), hole], axis=-1)
     widths = [self.base_width * m for m in self.width_multipliers]
     h = nn.Conv(widths[0], (3, 3), padding="SAME", dtype=self.dtype, name="stem")(
         x.astype(self.dtype))

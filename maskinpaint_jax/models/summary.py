@@ -9,7 +9,6 @@ multiply-add counts as 2 FLOPs). Nothing is run or compiled: shapes only.
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 from absl import flags
 
@@ -30,9 +29,7 @@ def forward_flops(module, variables, *inputs) -> float:
 
 def summarize(config: ml_collections.ConfigDict) -> dict:
   """{params, flops} of the generator and discriminator of `config` (per image)."""
-  size = config.data.image_size
-  image = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
-  hole = jax.ShapeDtypeStruct((1, size, size, 1), jnp.float32)
+  image, hole = models.example_inputs(config.data.image_size)
   g, d = models.make_generator(config.model), models.make_discriminator(config)
   gv = jax.eval_shape(g.init, jax.random.key(0), image, hole)
   dv = jax.eval_shape(d.init, jax.random.key(0), image)
