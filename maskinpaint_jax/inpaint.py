@@ -1,19 +1,30 @@
-r"""Restores the faces in your own photos with a trained generator.
+r"""Restores the faces in your own photos: finds every face, locates its mask, redraws it.
 
-  python -m maskinpaint_jax.inpaint PHOTO_OR_DIR [...] --workdir runs/paper -o restored/ \
-      [--add-mask surgical|cloth|n95|random] [--side-by-side] [--step N] [--seed S]
+  python -m maskinpaint_jax.inpaint PHOTO_OR_DIR [...] -o restored/ [--side_by_side] \
+      [--save_hole] [--add_mask surgical|cloth|n95|random] [--workdir runs/x] [--step N] \
+      [--seed S] [--face_finder mesh|hog] [--min_face_size 40]
 
-Any size, JPEG or PNG, RGBA or grayscale, EXIF orientation honoured. Every face is found (dlib
-HOG + 68 landmarks), cropped to the model's input exactly as the training data was (the same
-face-centred square, data_prep.faces), restored, and pasted back into the full photo with a
-feathered edge. `--add-mask` first puts a synthetic mask on each face (Algorithm 1), to try the
-model on unmasked photos; the hole is then known and only it is replaced. On a photo of a real
-masked face the hole is unknown (the model is blind, as in the paper): the region pasted back
-is where the restoration differs clearly from the input.
+Any size, JPEG or PNG, RGBA or grayscale, EXIF orientation honoured.
+1. Faces: every face is found with 68 landmarks (`--face_finder mesh`, the default: MediaPipe's
+   detector checked by its face mesh, which finds masked faces; `hog`: dlib HOG, the paper's,
+   which misses most of them; see data_prep/mesh_faces.py).
+2. Hole: on a photo of a real masked face, the mask is located per face (data_prep/holes.py:
+   Algorithm 1's geometry from the landmarks, refined by the photo's colours with GrabCut).
+   `--add_mask` instead first puts a synthetic mask on each face (Algorithm 1), to try the model
+   on unmasked photos; the hole is then known.
+3. Restore: each face is cropped to the model's input exactly as the training data was (the
+   same face-centred square, data_prep.faces), restored (a non-blind model is given the hole map
+   and never sees the mask's pixels), and pasted back into the full photo inside the hole only,
+   with a feathered edge.
+The generator is the shipped one (pretrained/) unless --workdir names a training workdir or an
+exported model folder.
 
-Writes <name>_restored.png (and <name>_masked.png with --add-mask; <name>_side_by_side.png with
---side-by-side) into -o. A photo without a face gets a message and the batch goes on; the exit
-status is 1 if any file failed, else 0.
+Writes <name>_restored.png (<name>_masked.png with --add_mask; <name>_hole.png with
+--save_hole; <name>_side_by_side.png, input | hole | restored, with --side_by_side) into -o. A
+face that is too small, cut by the frame or in profile gets its own message (SKIPPED) and the
+photo's other faces are restored; a photo without a usable face gets a message (FAILED); the
+batch always goes on. Exit status: 0 when every photo and every face found was restored, 1 when
+anything was skipped or failed, 2 for a usage error (e.g. missing models).
 """
 
 from __future__ import annotations
@@ -26,29 +37,62 @@ import cv2
 import numpy as np
 
 from data_prep import faces as face_lib
+from data_prep import holes as hole_lib
 from data_prep import images as image_utils
 from data_prep import masks as mask_lib
-
-# Blind mode: a crop pixel belongs to the restored region when the (blurred) mean absolute
-# change is above this many 8-bit levels.
-CHANGE_THRESHOLD = 24.0
-
+from data_prep import mediapipe_models
 
 def parse_args(argv=None):
   p = argparse.ArgumentParser(prog="python -m maskinpaint_jax.inpaint",
                               description=__doc__.split("\n")[0])
   p.add_argument("inputs", nargs="+", help="photos and/or folders of photos")
-  p.add_argument("--workdir", required=True, help="training workdir holding the checkpoints")
+  p.add_argument("--workdir", default=None,
+                 help="training workdir or exported model folder (default: pretrained/)")
   p.add_argument("-o", "--out", required=True, help="output folder")
-  p.add_argument("--add-mask", dest="add_mask", default=None,
-                 choices=mask_lib.FACE_MASK_STYLES + ("random",),
-                 help="put a synthetic mask on every face first")
-  p.add_argument("--side-by-side", dest="side_by_side", action="store_true",
-                 help="also write input | restored (| original) side by side")
+  p.add_argument("--add_mask", default=None, choices=mask_lib.FACE_MASK_STYLES + ("random",),
+                 help="put a synthetic mask on every face first (the hole is then known)")
+  p.add_argument("--side_by_side", action="store_true",
+                 help="also write input | hole | restored side by side")
+  p.add_argument("--save_hole", action="store_true",
+                 help="also write the hole map that was filled (white = restored)")
   p.add_argument("--step", type=int, default=None, help="checkpoint step (default: newest)")
-  p.add_argument("--seed", type=int, default=0, help="seeds --add-mask's colours and shading")
-  p.add_argument("--min_face_size", type=int, default=40, help="ignore smaller faces (px)")
+  p.add_argument("--seed", type=int, default=0, help="seeds --add_mask's colours and shading")
+  p.add_argument("--min_face_size", type=int, default=40,
+                 help="smaller faces are skipped with a message (px)")
+  p.add_argument("--face_finder", choices=face_lib.FINDERS, default="mesh",
+                 help="mesh: finds masked faces (default); hog: dlib HOG, the paper's")
   return p.parse_args(argv)
+
+
+class NoUsableFaceError(face_lib.NoFaceError):
+  """Faces were found, but none can be restored; `problems` says why for each."""
+
+  def __init__(self, problems: list[str]):
+    super().__init__(f"no usable face ({len(problems)} found)")
+    self.problems = problems
+
+
+def describe_face(face, i: int, n: int) -> str:
+  top, right, bottom, left = face.box
+  return f"face {i} of {n} (at x={(left + right) // 2}, y={(top + bottom) // 2}, {face.size} px)"
+
+
+def usable_faces(photo: np.ndarray, finder, min_face_size: int):
+  """(faces to restore, one message per face that cannot be). Raises NoFaceError when there
+  is nothing to restore."""
+  found = finder.find_any_size(photo)
+  if not found:
+    raise face_lib.NoFaceError("no face found")
+  usable, problems = [], []
+  for i, face in enumerate(found, 1):
+    problem = face_lib.face_problem(face, photo.shape, min_face_size)
+    if problem:
+      problems.append(f"{describe_face(face, i, len(found))}: {problem}")
+    else:
+      usable.append(face)
+  if not usable:
+    raise NoUsableFaceError(problems)
+  return usable, problems
 
 
 def expand_inputs(inputs) -> list[pathlib.Path]:
@@ -69,102 +113,114 @@ def feathered_alpha(region: np.ndarray, face_size: float) -> np.ndarray:
   return np.clip(cv2.GaussianBlur(alpha, (blur, blur), 0), 0.0, 1.0)
 
 
-def changed_region(restored: np.ndarray, masked: np.ndarray) -> np.ndarray:
-  """Blind mode: where the restoration clearly differs from the input (crop resolution)."""
-  diff = np.abs(restored.astype(np.float32) - masked.astype(np.float32)).mean(axis=-1)
-  diff = cv2.GaussianBlur(diff, (5, 5), 0)
-  region = (diff > CHANGE_THRESHOLD).astype(np.uint8)
-  kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-  region = cv2.morphologyEx(region, cv2.MORPH_OPEN, kernel)
-  return cv2.morphologyEx(region, cv2.MORPH_CLOSE, kernel)
+def restore_faces(photo: np.ndarray, found, holes, filler, size: int) -> np.ndarray:
+  """Restores each face of `photo` (uint8 RGB) in turn and pastes it back inside its hole.
 
-
-def restore_faces(photo: np.ndarray, found, restorer, size: int, *, holes=None) -> np.ndarray:
-  """Restores each face of `photo` (uint8 RGB) in turn and pastes it back.
-
-  `holes`: one full-resolution {0,1} hole map per face when known (--add-mask), else None.
+  `holes`: one full-resolution {0, 1} hole map per face (estimated, or known with --add_mask).
   """
   out = photo.copy()
   h, w = photo.shape[:2]
-  for i, face in enumerate(found):
+  for face, hole in zip(found, holes):
     matrix = face_lib.crop_matrix(face.landmarks, size, photo.shape)
     crop = face_lib.warp_crop(out, matrix, size)
-    if holes is not None:
-      hole_crop = (cv2.warpAffine(holes[i].astype(np.float32), matrix, (size, size),
-                                  flags=cv2.INTER_LINEAR) > 0.25).astype(np.uint8)
-    else:
-      hole_crop = np.zeros((size, size), np.uint8)
-    raw, _ = restorer(crop[None], hole_crop[None, ..., None])
-    raw = raw[0]
+    # Any pixel partly in the hole counts as hole: a non-blind model must not see mask pixels.
+    hole_crop = (cv2.warpAffine(hole.astype(np.float32), matrix, (size, size),
+                                flags=cv2.INTER_AREA) > 0.1).astype(np.uint8)
+    raw, _ = filler(crop[None], hole_crop[None, ..., None])
     # Back to photo coordinates: each photo pixel reads the crop where the matrix sends it.
-    raw_up = cv2.warpAffine(raw, matrix, (w, h), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+    raw_up = cv2.warpAffine(raw[0], matrix, (w, h), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
                             borderMode=cv2.BORDER_REPLICATE)
-    if holes is not None:
-      region = holes[i]
-    else:
-      region = cv2.warpAffine(changed_region(raw, crop), matrix, (w, h),
-                              flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
-    alpha = feathered_alpha(region, face_lib.crop_square(face.landmarks)[2] / face_lib.CROP_SCALE)
+    alpha = feathered_alpha(hole, face_lib.crop_square(face.landmarks)[2] / face_lib.CROP_SCALE)
     out = np.clip(np.round(out * (1 - alpha[..., None]) + raw_up * alpha[..., None]), 0,
                   255).astype(np.uint8)
   return out
 
 
-def process_file(path: pathlib.Path, finder, restorer, size: int, args) -> dict:
+def hole_overlay(photo: np.ndarray, hole: np.ndarray) -> np.ndarray:
+  """The photo with the hole tinted red and its outline drawn: what will be redrawn."""
+  tint = photo.astype(np.float32)
+  tint[hole > 0] = 0.5 * tint[hole > 0] + 0.5 * np.array([255.0, 0.0, 0.0])
+  out = np.clip(tint, 0, 255).astype(np.uint8)
+  contours, _ = cv2.findContours(hole.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+  cv2.drawContours(out, contours, -1, (255, 0, 0), max(1, max(photo.shape[:2]) // 300))
+  return out
+
+
+def synthetic_masks(photo, found, args, key: str):
+  """--add_mask: Algorithm 1's masks put on every face. (masked photo, one hole per face)."""
+  rng = mask_lib.example_rng(args.seed, key)
+  masked, holes = photo, []
+  for face in found:
+    style = None if args.add_mask == "random" else args.add_mask
+    masked, hole, _ = mask_lib.apply_face_mask(masked, face.landmarks, rng, style)
+    holes.append(hole)
+  return masked, holes
+
+
+def side_by_side(panels) -> np.ndarray:
+  pad = np.full((panels[0].shape[0], 8, 3), 255, np.uint8)
+  return np.concatenate(sum([[p, pad] for p in panels], [])[:-1], axis=1)
+
+
+def process_file(path: pathlib.Path, finder, filler, size: int, args) -> dict:
   photo = image_utils.load_rgb(path)
-  found = finder.find_all(photo)
-  if not found:
-    raise face_lib.NoFaceError(f"no face found (min size {finder.min_face_size} px)")
-  out_dir = pathlib.Path(args.out)
-  stem = path.stem
-  written = []
+  found, problems = usable_faces(photo, finder, args.min_face_size)
+  out_dir, stem, written = pathlib.Path(args.out), path.stem, []
+  save = lambda suffix, image: written.append(
+      image_utils.save_png(out_dir / f"{stem}_{suffix}.png", image))
   if args.add_mask:
-    rng = mask_lib.example_rng(args.seed, str(path))
-    masked, holes = photo, []
-    for face in found:
-      style = None if args.add_mask == "random" else args.add_mask
-      masked, hole, _ = mask_lib.apply_face_mask(masked, face.landmarks, rng, style)
-      holes.append(hole)
-    written.append(image_utils.save_png(out_dir / f"{stem}_masked.png", masked))
-    restored = restore_faces(masked, found, restorer, size, holes=holes)
-    panels = [photo, masked, restored]
+    masked, holes = synthetic_masks(photo, found, args, str(path))
+    save("masked", masked)
   else:
-    restored = restore_faces(photo, found, restorer, size)
-    panels = [photo, restored]
-  written.append(image_utils.save_png(out_dir / f"{stem}_restored.png", restored))
+    masked, holes = photo, [hole_lib.estimate_hole(photo, f.landmarks) for f in found]
+  union = np.maximum.reduce(holes)
+  restored = restore_faces(masked, found, holes, filler, size)
+  save("restored", restored)
+  if args.save_hole:
+    save("hole", union * 255)
   if args.side_by_side:
-    pad = np.full((photo.shape[0], 8, 3), 255, np.uint8)
-    side = np.concatenate(sum([[p, pad] for p in panels], [])[:-1], axis=1)
-    written.append(image_utils.save_png(out_dir / f"{stem}_side_by_side.png", side))
-  return {"faces": len(found), "written": [str(p) for p in written]}
+    save("side_by_side", side_by_side([photo, hole_overlay(masked, union), restored]))
+  return {"faces": len(found), "written": [str(p) for p in written], "skipped": problems}
 
 
 def main(argv=None) -> int:
   args = parse_args(argv)
   # Heavy imports after argument parsing, so --help is instant.
   from maskinpaint_jax import checkpoint, inference  # pylint: disable=g-import-not-at-top
-  config, g_params, step = checkpoint.restore_generator(args.workdir, args.step)
-  if config.model.non_blind and not args.add_mask:
-    print("error: this checkpoint is a non-blind model (it needs the hole map): use --add-mask",
-          file=sys.stderr)
+  try:
+    config, g_params, step = checkpoint.load_generator(args.workdir, args.step)
+  except (FileNotFoundError, ValueError) as e:
+    print(f"error: {e}", file=sys.stderr)
     return 2
   size = config.data.image_size
-  restorer = inference.make_restorer(config.model, g_params, batch_size=1)
-  finder = face_lib.FaceFinder(min_face_size=args.min_face_size)
+  filler = inference.make_filler(config.model, g_params, batch_size=1)
+  try:
+    finder = face_lib.make_finder(args.face_finder, min_face_size=args.min_face_size)
+  except mediapipe_models.ModelMissingError as e:
+    print(f"error: --face_finder {args.face_finder}: {e}", file=sys.stderr)
+    return 2
   paths = expand_inputs(args.inputs)
-  print(f"generator: step {step} of {args.workdir} ({size} px); {len(paths)} photo(s)")
-  failed = 0
+  print(f"generator: step {step} of {args.workdir or checkpoint.DEFAULT_PRETRAINED} ({size} px, "
+        f"{'non-blind' if config.model.non_blind else 'blind'}); {len(paths)} photo(s); "
+        f"face finder {args.face_finder}")
+  failed = skipped = 0
   for path in paths:
     try:
-      result = process_file(path, finder, restorer, size, args)
+      result = process_file(path, finder, filler, size, args)
       print(f"ok      {path}: {result['faces']} face(s) -> "
             + ", ".join(pathlib.Path(w).name for w in result["written"]))
+      problems = result["skipped"]
     except (image_utils.ImageLoadError, face_lib.NoFaceError, OSError) as e:
       failed += 1
       print(f"FAILED  {path}: {e}", file=sys.stderr)
+      problems = getattr(e, "problems", [])
+    for problem in problems:
+      skipped += 1
+      print(f"SKIPPED {path}: {problem}", file=sys.stderr)
   print(f"{len(paths) - failed} of {len(paths)} photo(s) restored into {args.out}"
-        + (f"; {failed} failed" if failed else ""))
-  return 1 if failed else 0
+        + (f"; {failed} failed" if failed else "")
+        + (f"; {skipped} face(s) skipped" if skipped else ""))
+  return 1 if failed or skipped else 0
 
 
 if __name__ == "__main__":

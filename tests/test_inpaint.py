@@ -10,6 +10,10 @@ from PIL import Image
 from data_prep import images
 from maskinpaint_jax import inpaint
 
+# Every test restores photos with the checkpoint of a subprocess training run on a dataset built
+# with dlib (conftest.tiny_workdir): the end-to-end tier.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def photo_folder(tmp_path_factory, photos_dir):
@@ -31,7 +35,7 @@ def photo_folder(tmp_path_factory, photos_dir):
 def test_inpaint_a_folder_with_add_mask(tiny_workdir, photo_folder, tmp_path, capsys):
   out = tmp_path / "out"
   code = inpaint.main([str(photo_folder), "--workdir", str(tiny_workdir), "-o", str(out),
-                       "--add-mask", "random", "--side-by-side"])
+                       "--add_mask", "random", "--side_by_side", "--save_hole"])
   log = capsys.readouterr()
   assert code == 1  # the wall has no face
   assert "FAILED" in log.err and "wall.png: no face found" in log.err
@@ -46,6 +50,9 @@ def test_inpaint_a_folder_with_add_mask(tiny_workdir, photo_folder, tmp_path, ca
     side = images.load_rgb(out / f"{stem}_side_by_side.png")
     assert side.shape[0] == src.shape[0] and side.shape[1] == 3 * src.shape[1] + 16
     changed_by_mask = np.any(masked != src, axis=-1)
+    # The saved hole is exactly the synthetic masks' footprint (the pixels they changed).
+    hole = images.load_rgb(out / f"{stem}_hole.png")[..., 0] > 127
+    assert not changed_by_mask[~hole].any() and changed_by_mask[hole].mean() > 0.9
     changed_by_restore = np.any(restored != masked, axis=-1)
     assert changed_by_mask.mean() > 0.005
     # Restoration touches the masked area (and a feathered rim), never far from it.
@@ -64,3 +71,65 @@ def test_inpaint_blind_mode_on_single_files(tiny_workdir, photo_folder, tmp_path
   restored = images.load_rgb(out / "32bit_restored.png")
   assert restored.shape == images.load_rgb(photo_folder / "32bit.png").shape
   assert not list(out.glob("*_masked.png"))
+
+
+def test_inpaint_reports_each_unusable_face_and_goes_on(tiny_workdir, photos_dir, repo, tmp_path,
+                                                        capsys):
+  src = tmp_path / "in"
+  src.mkdir()
+  shutil.copy(repo / "sample_data" / "realmask" / "0_0_50.jpg", src / "masked.jpg")
+  shutil.copy(repo / "sample_data" / "realmask" / "Screenshot (400).png", src / "profile.png")
+  obama = images.load_rgb(photos_dir / "obama.jpg")
+  # The frame cuts off the left 40 % of the face (cut off more, and it is not found at all).
+  Image.fromarray(np.ascontiguousarray(obama[:, 470:])).save(src / "cut.png")
+  out = tmp_path / "out"
+  code = inpaint.main([str(src), "--workdir", str(tiny_workdir), "-o", str(out)])
+  log = capsys.readouterr()
+  assert code == 1
+  assert "masked.jpg: 1 face(s)" in log.out          # a real masked face, found by default
+  assert "cut.png: no usable face (1 found)" in log.err
+  assert "cut.png: face 1 of 1" in log.err and "cut by the frame" in log.err
+  assert "profile.png: no usable face (1 found)" in log.err and "in profile" in log.err
+  assert "1 of 3 photo(s) restored" in log.out and "2 failed; 2 face(s) skipped" in log.out
+  assert (out / "masked_restored.png").exists()
+  assert not list(out.glob("cut*")) and not list(out.glob("profile*"))
+
+
+def test_inpaint_restores_the_usable_faces_of_a_photo(tiny_workdir, photos_dir, tmp_path, capsys):
+  # Faces of about 177 and 166 px: with --min_face_size 172 the smaller one is skipped.
+  code = inpaint.main([str(photos_dir / "two_people.jpg"), "--workdir", str(tiny_workdir),
+                       "-o", str(tmp_path), "--min_face_size", "172"])
+  log = capsys.readouterr()
+  assert code == 1  # something was skipped
+  assert "two_people.jpg: 1 face(s)" in log.out and (tmp_path / "two_people_restored.png").exists()
+  assert "SKIPPED" in log.err and "two_people.jpg: face 2 of 2" in log.err
+  assert "too small (" in log.err and "px < min_face_size 172)" in log.err
+  assert "1 of 1 photo(s) restored" in log.out and "1 face(s) skipped" in log.out
+
+
+def test_inpaint_face_finder_flag(tiny_workdir, repo, tmp_path, capsys):
+  masked = repo / "sample_data" / "realmask" / "0_0_50.jpg"
+  code = inpaint.main([str(masked), "--workdir", str(tiny_workdir), "-o", str(tmp_path),
+                       "--face_finder", "hog"])
+  assert code == 1 and "0_0_50.jpg: no face found" in capsys.readouterr().err  # HOG misses it
+
+
+def test_real_mask_is_located_and_only_it_is_redrawn(tiny_workdir, repo, tmp_path, capsys):
+  from data_prep import mesh_faces
+  path = repo / "sample_data" / "realmask" / "0_0_50.jpg"
+  code = inpaint.main([str(path), "--workdir", str(tiny_workdir), "-o", str(tmp_path),
+                       "--save_hole", "--side_by_side"])
+  assert code == 0, capsys.readouterr().err
+  photo = images.load_rgb(path)
+  hole = images.load_rgb(tmp_path / "0_0_50_hole.png")[..., 0] > 127
+  restored = images.load_rgb(tmp_path / "0_0_50_restored.png")
+  lm = mesh_faces.MeshFaceFinder().find_all(photo)[0].landmarks
+  at = lambda i: hole[int(round(lm[i, 1])), int(round(lm[i, 0]))]
+  # Over nose tip, mouth and chin (under the mask); never over the eyes.
+  assert at(33) and all(at(i) for i in range(48, 68)) and at(8)
+  assert not any(at(i) for i in range(36, 48))
+  import cv2
+  rim = cv2.dilate(hole.astype(np.uint8), np.ones((25, 25), np.uint8)) > 0
+  assert not np.any(restored != photo, axis=-1)[~rim].any()
+  side = images.load_rgb(tmp_path / "0_0_50_side_by_side.png")
+  assert side.shape[1] == 3 * photo.shape[1] + 16
