@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The shipped model (pretrained/face_mask_64), end to end on one machine; every step resumes.
+#   launch/shipped.sh [STEPS]       (STEPS: stop training there; default configs/shipped.py's)
+# 1. data: ../shared/data/celeba + celeba_extra (12,000 photos) linked into data/celeba12k/ and
+#    built at 64 px (face_mask with the realistic mask styles, and rect); the hash split keeps
+#    10 % validation and 10 % test out of training.
+# 2. train configs/shipped.py; 3. export the generator to pretrained/face_mask_64;
+# 4. evaluate it on the test split; 5. write docs/shipped_results.json, the README results
+#    block, the learning curve (docs/recipes.md) and a picture grid per mask style.
+set -euo pipefail
+PY=${PY:-.venv/bin/python}
+SHARED=${SHARED:-../shared/data}
+STEPS=${1:-}
+for d in celeba celeba_extra; do
+  mkdir -p "data/celeba12k/$d"
+  for f in "$SHARED/$d"/*; do ln -sf "$(realpath "$f")" "data/celeba12k/$d/"; done
+done
+$PY -m data_prep.build --src data/celeba12k --data_dir data/tfds12k --config face_mask,rect \
+    --size 64 --workers "$(nproc)"
+$PY -m maskinpaint_jax.train --config configs/shipped.py --workdir runs/shipped \
+    ${STEPS:+--config.num_train_steps=$STEPS}
+$PY -m maskinpaint_jax.export --workdir runs/shipped --out pretrained/face_mask_64 \
+    --note "configs/shipped.py on data/tfds12k (../shared/data/celeba + celeba_extra), launch/shipped.sh"
+$PY -m maskinpaint_jax.evaluate --config.data.eval_datasets=face_mask,rect \
+    --out runs/eval/shipped_test
+cp runs/eval/shipped_test/results.json docs/shipped_results.json
+$PY -m maskinpaint_jax.report --readme docs/shipped_results.json
+$PY -m maskinpaint_jax.recipes --curve runs/shipped --curve runs/recipes/blind --write docs/recipes.md
+mkdir -p docs/images
+for f in runs/eval/shipped_test/samples_*.png; do cp "$f" "docs/images/shipped_$(basename "$f")"; done

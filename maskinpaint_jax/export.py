@@ -1,0 +1,32 @@
+r"""Exports a training run's generator as a self-contained model folder (what pretrained/ holds).
+
+  python -m maskinpaint_jax.export --workdir runs/shipped --out pretrained/face_mask_64 [--step N]
+
+Writes generator.msgpack, config.json and manifest.json (step, SHA-256, and --note). evaluate
+and inpaint load such a folder with --workdir, and the one in pretrained/ by default.
+"""
+
+from absl import flags
+
+from maskinpaint_jax import checkpoint, cli
+
+
+def define_flags():
+  flags.DEFINE_string("workdir", None, "Training workdir to export from.", required=True)
+  flags.DEFINE_string("out", str(checkpoint.DEFAULT_PRETRAINED), "Model folder to write.")
+  flags.DEFINE_integer("step", None, "Checkpoint step (default: newest).")
+  flags.DEFINE_string("note", "", "Provenance kept in manifest.json (data, command, compute).")
+
+
+def main(argv):
+  del argv
+  f = flags.FLAGS
+  out = checkpoint.export_generator(f.workdir, f.out, f.step, note=f.note)
+  config, _, step = checkpoint.load_pretrained(out)  # read back: the folder is usable
+  print(f"exported step {step} ({config.data.image_size} px, non_blind="
+        f"{config.model.non_blind}) to {out}")
+
+
+if __name__ == "__main__":
+  define_flags()
+  cli.run(main)

@@ -1,0 +1,55 @@
+"""The recipe table and learning curve read runs' own logs: checked on a synthetic run whose
+numbers are known."""
+
+import json
+import math
+
+import numpy as np
+
+from maskinpaint_jax import recipes
+from tests.conftest import tiny_config
+
+
+def _fake_run(path, *, gain_per_doubling, batch=16, steps_per_s=2.0, non_blind=True):
+  path.mkdir(parents=True)
+  config = tiny_config(str(path / "data"))
+  config.batch_size = batch
+  config.model.non_blind = non_blind
+  (path / "config.json").write_text(config.to_json_best_effort())
+  lines = []
+  for step in (100, 200, 400, 800, 1600):
+    lines.append({"step": step, "steps_per_s": steps_per_s, "d_loss": 1.0})
+    hole = 15.0 + gain_per_doubling * math.log2(step * batch)
+    lines.append({"step": step, "val_psnr_hole": hole, "val_psnr_hole_surgical": hole,
+                  "val_psnr_hole_cloth": hole + 1, "val_psnr_hole_n95": hole - 1,
+                  "val_psnr_hole_rect": hole + 2})
+  (path / "metrics.jsonl").write_text("\n".join(json.dumps(l) for l in lines) + "\n")
+  return path
+
+
+def test_read_run_and_style_means(tmp_path):
+  run = recipes.read_run(_fake_run(tmp_path / "a", gain_per_doubling=0.5))
+  assert run["last_step"] == 1600 and run["steps_per_s"] == 2.0
+  np.testing.assert_allclose(run["train_hours"], 1600 / 2.0 / 3600)
+  cols = recipes.style_columns(run["evals"][-1])
+  np.testing.assert_allclose(cols["face_mask"], cols["surgical"])  # mean of s, s + 1, s - 1
+  np.testing.assert_allclose(cols["rect"], cols["surgical"] + 2)
+
+
+def test_forecast_recovers_the_slope(tmp_path):
+  run = recipes.read_run(_fake_run(tmp_path / "a", gain_per_doubling=0.6))
+  telea = {"face_mask": 15.0}
+  text = recipes.forecast(run, telea)
+  assert "0.60 dB per doubling" in text
+  expected = 0.6 * math.log2(recipes.PAPER_IMAGES)
+  assert f"{expected:+.1f} dB" in text
+
+
+def test_recipes_table_names_what_differs(tmp_path):
+  a = recipes.read_run(_fake_run(tmp_path / "a", gain_per_doubling=0.5, non_blind=False))
+  b = recipes.read_run(_fake_run(tmp_path / "b", gain_per_doubling=0.5, batch=32))
+  table = recipes.recipes_markdown([a, b], {c: 10.0 for c in recipes.COLUMNS})
+  assert "(reference)" in table
+  assert "batch_size=32" in table and "model.non_blind=True" in table
+  # b's final face-mask hole PSNR minus Telea's 10 dB: 15 + 0.5 * log2(1600 * 32) - 10.
+  assert f"{15 + 0.5 * math.log2(1600 * 32) - 10:+.2f}" in table
