@@ -172,7 +172,8 @@ def process_file(path: pathlib.Path, finder, filler, size: int, args) -> dict:
     masked, holes = synthetic_masks(photo, found, args, str(path))
     save("masked", masked)
   else:
-    masked, holes = photo, [hole_lib.estimate_hole(photo, f.landmarks) for f in found]
+    masked, holes = photo, [hole_lib.estimate_hole(photo, f.landmarks, source=f.source)
+                            for f in found]
   union = np.maximum.reduce(holes)
   restored = restore_faces(masked, found, holes, filler, size)
   save("restored", restored)

@@ -60,3 +60,17 @@ def test_iou_recall_reference_values():
   b[:, 2:6] = 1  # 40 px, 30 shared
   iou, recall = holes.iou_recall(a, b)
   assert iou == pytest.approx(30 / 60) and recall == pytest.approx(30 / 40)
+
+
+def test_mesh_chin_correction_stretches_only_the_nose_to_chin_line():
+  lm = synthetic_face(1.0, 20.0, (100, 100))
+  fixed = holes.correct_mesh_chin(lm)
+  g, gf = masks.mask_geometry(lm), masks.mask_geometry(fixed)
+  np.testing.assert_allclose(gf.height, g.height * holes.MESH_CHIN_SCALE, rtol=1e-9)
+  np.testing.assert_allclose(gf.angle, g.angle, atol=1e-9)  # p33 -> p8 keeps its direction
+  changed = np.any(fixed != lm, axis=1)
+  assert changed.sum() == 1 and changed[masks.CHIN]
+  # Estimating from "mesh" landmarks is estimating from the corrected ones.
+  img = _skin_photo(4)
+  np.testing.assert_array_equal(holes.estimate_hole(img, lm, source="mesh"),
+                                holes.estimate_hole(img, fixed))
