@@ -168,8 +168,8 @@ def measure(source, landmarks_of, limit: int | None = None, refine: bool = True)
     if found is None:
       missed += 1
       continue
-    lm, source = found
-    iou, recall = iou_recall(estimate_hole(ex["masked"], lm, refine, source),
+    lm, finder = found
+    iou, recall = iou_recall(estimate_hole(ex["masked"], lm, refine, finder),
                              ex["mask"][..., 0] > 127)
     rows.append((masks.MASK_TYPES[int(ex["mask_type"])], iou, recall))
   out = {"images": n, "no_face": missed, "ms_per_image": 1000 * (time.time() - start) / max(n, 1)}

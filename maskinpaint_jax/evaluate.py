@@ -154,8 +154,9 @@ def evaluate_model(config, workdir: str, *, split="test", step=None, out=None,
       "workdir": str(pathlib.Path(workdir).absolute()), "step": int(step), "split": split,
       "date": time.strftime("%Y-%m-%d"), "machine": report.machine(),
       "lpips": lpips.reason, "identity": bool(identity),
-      "model_summary": f"{saved_config.data.image_size} px, base width {m.base_width}, "
-                       f"widths x{tuple(m.width_multipliers)}, trained on "
+      "model_summary": f"{saved_config.data.image_size} px, "
+                       f"{'non-blind' if m.get('non_blind') else 'blind'}, base width "
+                       f"{m.base_width}, widths x{tuple(m.width_multipliers)}, trained on "
                        f"{saved_config.data.train_datasets}",
       "trained_on": input_pipeline.dataset_names(saved_config.data.train_datasets,
                                                  saved_config.data.image_size)}, "datasets": {}}

@@ -152,17 +152,50 @@ def side_by_side_markdown(results: dict[str, dict]) -> str:
   return "\n".join(lines)
 
 
+# The shipped model's quality targets (issue "a shipped model that clearly beats classical
+# inpainting"): dB of hole PSNR over OpenCV Telea on the same test images.
+TARGETS = {"face_mask": 3.5, "style": 2.5, "rect": 5.0}
+
+
+def targets_markdown(results: dict) -> str:
+  """Each target, the measured value and whether it is met, from an evaluate results.json."""
+  rows = []
+  gain = lambda s: s["ours_raw"]["psnr_hole"] - s["telea"]["psnr_hole"]
+  for name, res in results["datasets"].items():
+    summary = res["summary"]
+    if name.startswith("face_mask"):
+      a = summary["all"]
+      rows.append((f"{name}: hole PSNR − Telea", f">= +{TARGETS['face_mask']}", gain(a),
+                   gain(a) >= TARGETS["face_mask"]))
+      ssim = (a["ours_composite"]["ssim"], a["telea"]["ssim"])
+      rows.append((f"{name}: whole-image SSIM, ours composite vs Telea", "above Telea's",
+                   ssim[0] - ssim[1], ssim[0] > ssim[1]))
+      for style in (k for k in summary if k != "all"):
+        rows.append((f"{name}, {style}: hole PSNR − Telea", f">= +{TARGETS['style']}",
+                     gain(summary[style]), gain(summary[style]) >= TARGETS["style"]))
+    elif name.startswith("rect"):
+      rows.append((f"{name}: hole PSNR − Telea", f">= +{TARGETS['rect']}", gain(summary["all"]),
+                   gain(summary["all"]) >= TARGETS["rect"]))
+  lines = [f"Step {results['meta']['step']}, split `{results['meta']['split']}`.", "",
+           "| target | wanted | measured | met |", "|---|---|---:|---|"]
+  lines += [f"| {t} | {w} | {v:+.2f} | {'yes' if ok else '**no**'} |" for t, w, v, ok in rows]
+  return "\n".join(lines)
+
+
 def main(argv=None):
   """python -m maskinpaint_jax.report LABEL=results.json [...] [--write FILE --title T]"""
   import argparse  # pylint: disable=g-import-not-at-top
   import json  # pylint: disable=g-import-not-at-top
   import shlex  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
+  from maskinpaint_jax import bench  # pylint: disable=g-import-not-at-top
   p = argparse.ArgumentParser(prog="python -m maskinpaint_jax.report",
                               description="Models' evaluations side by side.")
   p.add_argument("results", nargs="*", help="LABEL=path/to/results.json")
   p.add_argument("--write", default=None, help="markdown file to add the section to")
   p.add_argument("--title", default="Side by side")
+  p.add_argument("--targets", default=None,
+                 help="a results.json to check against the shipped model's quality targets")
   p.add_argument("--readme", default=None,
                  help="a results.json whose tables replace README.md's results block")
   args = p.parse_args(argv)
@@ -170,6 +203,12 @@ def main(argv=None):
     readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
     update_readme(readme, json.loads(pathlib.Path(args.readme).read_text()), args.readme)
     print(f"{readme}: results block replaced from {args.readme}")
+  if args.targets:
+    body = targets_markdown(json.loads(pathlib.Path(args.targets).read_text()))
+    print(body)
+    if args.write:
+      bench.write_section(args.write, "Quality targets", body,
+                          "python -m maskinpaint_jax.report " + shlex.join(sys.argv[1:]))
   if not args.results:
     return
   results = {k: json.loads(pathlib.Path(v).read_text())
@@ -177,7 +216,6 @@ def main(argv=None):
   body = side_by_side_markdown(results)
   print(body)
   if args.write:
-    from maskinpaint_jax import bench  # pylint: disable=g-import-not-at-top
     bench.write_section(args.write, args.title, body,
                         "python -m maskinpaint_jax.report " + shlex.join(sys.argv[1:]))
 

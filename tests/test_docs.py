@@ -6,12 +6,15 @@ from conftest import REPO
 from maskinpaint_jax import bench, report
 
 
-def test_readme_results_block_is_exactly_what_the_demo_results_generate():
-  results = json.loads((REPO / "docs" / "demo_results.json").read_text())
+def test_readme_results_block_is_exactly_what_the_shipped_results_generate():
+  results = json.loads((REPO / "docs" / "shipped_results.json").read_text())
   readme = (REPO / "README.md").read_text()
   block = readme.split(report.README_START)[1].split(report.README_END)[0]
   assert report.results_markdown(results) in block
   assert (REPO / "docs" / "images" / "demo_samples.png").stat().st_size > 10_000
+  # The shipped model's own evaluation: its step is the one pretrained/ holds.
+  manifest = json.loads((REPO / "pretrained" / "face_mask_64" / "manifest.json").read_text())
+  assert results["meta"]["step"] == manifest["step"]
 
 
 def test_comparison_sentence_reports_the_sign_honestly():
@@ -32,3 +35,20 @@ def test_benchmark_sections_are_replaced_not_duplicated(tmp_path, monkeypatch):
   assert text.count("## A") == 1 and "third" in text and "first" not in text
   assert "## B" in text and "second" in text and "intro stays" in text
   assert text.index("## A") < text.index("## B")
+
+
+def test_targets_are_checked_against_telea_on_the_same_images():
+  s = lambda ours, telea, ssim=(80.0, 78.0): {
+      "ours_raw": {"psnr_hole": ours}, "telea": {"psnr_hole": telea, "ssim": ssim[1]},
+      "ours_composite": {"ssim": ssim[0]}}
+  results = {"meta": {"step": 5, "split": "test"}, "datasets": {
+      "face_mask_64": {"summary": {"all": s(19.6, 16.0), "cloth": s(18.4, 16.0),
+                                   "n95": s(18.6, 16.0)}},
+      "rect_64": {"summary": {"all": s(18.9, 14.0)}}}}
+  table = report.targets_markdown(results)
+  rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()[4:]}
+  assert rows["face_mask_64: hole PSNR − Telea"].endswith("| +3.60 | yes |")
+  assert rows["face_mask_64, cloth: hole PSNR − Telea"].endswith("| +2.40 | **no** |")
+  assert rows["face_mask_64, n95: hole PSNR − Telea"].endswith("| +2.60 | yes |")
+  assert rows["rect_64: hole PSNR − Telea"].endswith("| +4.90 | **no** |")
+  assert "| +2.00 | yes |" in rows["face_mask_64: whole-image SSIM, ours composite vs Telea"]
