@@ -1,7 +1,7 @@
 r"""Benchmarks: the train step, the input pipeline, the dataset build. Writes docs/benchmarks.md.
 
   python -m maskinpaint_jax.bench train --config configs/demo.py [--devices 1,2,4,8]
-      [--fake_cpu_devices 8] [--steps 20] [--warmup 3] [--per_device_batch N]
+      [--fake_cpu_devices 8] [--steps 20] [--warmup 3] [--per_device_batch N] [--profile_dir DIR]
   python -m maskinpaint_jax.bench input --config configs/demo.py [--steps 50]
   python -m maskinpaint_jax.bench build --src ../shared/data/celeba [--workers 1,2] [--limit 4000]
   python -m maskinpaint_jax.bench attention --config configs/demo.py
@@ -12,7 +12,9 @@ memory (device allocator on GPU; process RSS on CPU), FLOPs per step from XLA's 
 the compiled step and model FLOPs utilisation against the device's peak (bf16 dense for bf16,
 TF32 for float32 on GPUs; CPU peak only if --peak_tflops is given). Synthetic uint8 batches, so
 the input pipeline does not limit it. --devices runs one measurement per device count (fake CPU
-devices test the layout; speed is only meaningful on real accelerators).
+devices test the layout; speed is only meaningful on real accelerators). --profile_dir traces one
+more step with jax.profiler (after the timed ones, so it changes no number above) and adds its top
+XLA ops by time (maskinpaint_jax.profiling).
 input: examples/s of the Grain pipeline alone, next to what the train step consumes.
 build: images/s per worker of data_prep.build over a photo folder.
 """
@@ -54,6 +56,12 @@ def peak_flops(dtype: str):
     if name in kind:
       return (bf16 if dtype == "bfloat16" else f32) * 1e12
   return None
+
+
+def memory_limit_bytes(devices):
+  """What the device allocator may use (GPU: `bytes_limit`), or None where it does not say."""
+  stats = devices[0].memory_stats() if devices else None
+  return stats.get("bytes_limit") if stats else None
 
 
 def peak_memory_bytes(devices) -> tuple[int, str]:
@@ -124,12 +132,28 @@ def train_row(config, runner: TrainRunner, times: list[float]) -> dict:
               step_s_min=min(times), img_per_s=config.batch_size / med,
               flops_per_step=runner.flops, tflops=runner.flops / med / 1e12,
               mfu=(runner.flops / med / n / peak) if peak else None, memory_bytes=mem,
-              memory_kind=mem_kind)
+              memory_kind=mem_kind, memory_limit_bytes=memory_limit_bytes(runner.devices))
+
+
+def profile_step(runner: TrainRunner, log_dir: str) -> dict:
+  """Traces one more step and returns its top ops (profiling.top_ops of the train step), or
+  {"error": ...}: a profiler that cannot trace here costs the top ops, not the measurement."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from maskinpaint_jax import profiling  # pylint: disable=g-import-not-at-top
+  try:
+    with jax.profiler.trace(log_dir):
+      runner.time_steps(1)
+    return profiling.top_ops(log_dir, module="train_step", top=FLAGS.profile_top)
+  except Exception as e:  # pylint: disable=broad-except
+    return {"error": f"{type(e).__name__}: {e}"}
 
 
 def bench_train(config, n_devices: int) -> dict:
   runner = prepare_train(config, n_devices)
-  return train_row(config, runner, runner.time_steps(FLAGS.steps))
+  row = train_row(config, runner, runner.time_steps(FLAGS.steps))
+  if FLAGS.profile_dir:  # after the row: the trace does not touch the peak memory measured
+    row["profile"] = profile_step(runner, os.path.join(FLAGS.profile_dir, f"devices{n_devices}"))
+  return row
 
 
 def bench_compare(config, key: str, values: list[str], rounds: int = 5) -> list[dict]:
@@ -244,6 +268,11 @@ def train_markdown(rows, config) -> str:
       base = rows[0]["img_per_s"] / rows[0]["devices"]
       lines += ["", "Scaling efficiency (img/s per device vs. the first row): " + ", ".join(
           f"{r['devices']}: {100 * r['img_per_s'] / r['devices'] / base:.0f} %" for r in rows)]
+  for r in rows:
+    if r.get("profile"):
+      from maskinpaint_jax import profiling  # pylint: disable=g-import-not-at-top
+      lines += ["", f"Top ops of one profiled step on {r['devices']} device(s) (jax.profiler):",
+                "", r["profile"].get("error") or profiling.markdown(r["profile"])]
   return "\n".join(lines)
 
 
@@ -290,6 +319,9 @@ def define_flags():
   flags.DEFINE_string("workers", "1,2", "Worker counts (build).")
   flags.DEFINE_integer("limit", None, "Photos to use (build).")
   flags.DEFINE_string("label", None, "Section title suffix in the markdown file.")
+  flags.DEFINE_string("profile_dir", None, "train: trace one more step with jax.profiler "
+                      "into this folder and report its top ops.")
+  flags.DEFINE_integer("profile_top", 15, "train: ops listed from the profiled step.")
   flags.DEFINE_string("compare", None, "train: key=v1,v2 (e.g. model.spatial_attention_impl="
                       "conv,s2d): the variants timed in alternation in one run.")
 
