@@ -22,9 +22,10 @@ $PY -m maskinpaint_jax.train --config configs/shipped.py --workdir runs/shipped 
 $PY -m maskinpaint_jax.export --workdir runs/shipped --out pretrained/face_mask_64 \
     --note "configs/shipped.py on data/tfds12k (../shared/data/celeba + celeba_extra), launch/shipped.sh"
 $PY -m maskinpaint_jax.evaluate --config.data.eval_datasets=face_mask,rect \
-    --out runs/eval/shipped_test
+    --identity=false --out runs/eval/shipped_test  # identity: make demo, on a subset (slow)
 cp runs/eval/shipped_test/results.json docs/shipped_results.json
-$PY -m maskinpaint_jax.report --readme docs/shipped_results.json
+$PY -m maskinpaint_jax.report --readme docs/shipped_results.json \
+    --targets docs/shipped_results.json --write docs/recipes.md
 $PY -m maskinpaint_jax.recipes --curve runs/shipped --curve runs/recipes/blind --write docs/recipes.md
 mkdir -p docs/images
 for f in runs/eval/shipped_test/samples_*.png; do cp "$f" "docs/images/shipped_$(basename "$f")"; done
