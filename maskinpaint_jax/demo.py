@@ -1,4 +1,4 @@
-r"""`make demo`: the whole path on the bundled samples, on CPU, in about ten minutes.
+r"""`make demo`: the whole path on the bundled samples, on CPU, in about five minutes.
 
   python -m maskinpaint_jax.demo [--runs runs/demo] [--steps N] [--update_readme]
 
