@@ -188,11 +188,11 @@ def _mesh_landmarks(upscale: int):
   finder = mesh_faces.MeshFaceFinder(min_face_size=0)
 
   def landmarks_of(ex):
-    img = ex["masked"]
-    big = cv2.resize(img, (img.shape[1] * upscale, img.shape[0] * upscale),
-                     interpolation=cv2.INTER_CUBIC)
     key = str(ex["id"])
     if key not in cache:  # measured twice (prior only, GrabCut): find the face once
+      img = ex["masked"]
+      big = cv2.resize(img, (img.shape[1] * upscale, img.shape[0] * upscale),
+                       interpolation=cv2.INTER_CUBIC)
       found = finder.find_all(big)
       cache[key] = None if not found else (found[0].landmarks / upscale, found[0].source)
     return cache[key]

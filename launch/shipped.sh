@@ -11,9 +11,9 @@ set -euo pipefail
 PY=${PY:-.venv/bin/python}
 SHARED=${SHARED:-../shared/data}
 STEPS=${1:-}
-for d in celeba celeba_extra; do
+for d in celeba celeba_extra; do  # file links: the build does not follow folder links
   mkdir -p "data/celeba12k/$d"
-  for f in "$SHARED/$d"/*; do ln -sf "$(realpath "$f")" "data/celeba12k/$d/"; done
+  ln -sf "$(realpath "$SHARED/$d")"/* "data/celeba12k/$d/"
 done
 $PY -m data_prep.build --src data/celeba12k --data_dir data/tfds12k --config face_mask,rect \
     --size 64 --workers "$(nproc)"

@@ -42,6 +42,7 @@ from data_prep import images as image_utils
 from data_prep import masks as mask_lib
 from data_prep import mediapipe_models
 
+
 def parse_args(argv=None):
   p = argparse.ArgumentParser(prog="python -m maskinpaint_jax.inpaint",
                               description=__doc__.split("\n")[0])

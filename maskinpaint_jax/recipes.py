@@ -65,8 +65,7 @@ def style_columns(row: dict) -> dict[str, float]:
 
 def _diff(config, base) -> str:
   """The fields where a run's config differs from the first run's, as overrides."""
-  flat = lambda c: {k: v for k, v in _flatten(c.to_dict()).items()}
-  a, b = flat(config), flat(base)
+  a, b = _flatten(config.to_dict()), _flatten(base.to_dict())
   # Fields the reference lacks were added to the code later, not chosen: left out.
   keys = [k for k in sorted(a) if k in b and a[k] != b[k] and not k.startswith(
       ("num_train_steps", "eval_every", "checkpoint_every", "keep_checkpoints",
