@@ -4,7 +4,7 @@ Build the data (40,000 photos drawn at random, per CelebA split), then train (on
 launch/ for several, and for one model per occlusion and the ablations in one command):
 
   python -m data_prep.build --src /path/img_align_celeba --partition /path/list_eval_partition.txt \
-      --data_dir data/tfds --config face_mask,rect --limit 40000
+      --data_dir data/tfds --occlusions face_mask,rect --limit 40000
   python -m maskinpaint_jax.train --config configs/default.py --workdir runs/paper/face_mask/full
 
 Table I: gamma_adv 0.01, gamma_L1 0.95, gamma_TV 0.04, Adam lr 2e-4, batch 1500, 1000 epochs.

@@ -1,6 +1,6 @@
 r"""The shipped model (pretrained/): what the CPU could train best, for restoring real photos.
 
-  python -m data_prep.build --src data/celeba12k --data_dir data/tfds12k --config face_mask,rect \
+  python -m data_prep.build --src data/celeba12k --data_dir data/tfds12k --occlusions face_mask,rect \
       --size 64 --workers 2
   python -m maskinpaint_jax.train --config configs/shipped.py --workdir runs/shipped
 

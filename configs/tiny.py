@@ -1,6 +1,6 @@
 r"""The smallest configuration: smoke tests, CI and the layout/scaling checks (seconds per run).
 
-  python -m data_prep.build --src sample_data/celeba --data_dir runs/tiny/tfds --config face_mask \
+  python -m data_prep.build --src sample_data/celeba --data_dir runs/tiny/tfds --occlusions face_mask \
       --size 32 --limit 48
   python -m maskinpaint_jax.train --config configs/tiny.py --workdir runs/tiny/train
 

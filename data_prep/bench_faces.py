@@ -15,7 +15,6 @@ checking by eye that they sit on the faces.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import pathlib
@@ -24,11 +23,13 @@ import statistics
 import sys
 import time
 
+from absl import flags
 import cv2
 import numpy as np
 
 from data_prep import faces
 from data_prep import images
+from maskinpaint_jax import cli
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_NO_FACE_DIR = REPO / "sample_data" / "no_face"
@@ -90,21 +91,19 @@ CANDIDATES = {c.name: c for c in [
 ]}
 
 
-def parse_args(argv=None):
-  p = argparse.ArgumentParser(prog="python -m data_prep.bench_faces",
-                              description=__doc__.split("\n")[0],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--src", required=True, help="folder of photos with a (masked) face each")
-  p.add_argument("--no_face_dir", default=str(DEFAULT_NO_FACE_DIR),
-                 help="folder of real photos without a face")
-  p.add_argument("--finders", default=",".join(CANDIDATES), help="comma-separated, of: "
-                 + ", ".join(CANDIDATES))
-  p.add_argument("--seed", type=int, default=0, help="seeds the noise and texture images")
-  p.add_argument("--timing_photos", type=int, default=10, help="photos timed at 1,000 px")
-  p.add_argument("--limit", type=int, default=None, help="use only the first N photos of --src")
-  p.add_argument("--sheet", default=None, help="write a contact sheet of the default finder")
-  p.add_argument("--write", default=None, help="markdown file to add the section to")
-  return p.parse_args(argv)
+def define_flags(fv: flags.FlagValues = flags.FLAGS):
+  d = dict(flag_values=fv)
+  flags.DEFINE_string("src", None, "Folder of photos with a (masked) face each.", required=True,
+                      **d)
+  flags.DEFINE_string("no_face_dir", str(DEFAULT_NO_FACE_DIR), "Folder of real photos without "
+                      "a face.", **d)
+  flags.DEFINE_list("finders", list(CANDIDATES), "Of: " + ", ".join(CANDIDATES) + ".", **d)
+  flags.DEFINE_integer("seed", 0, "Seeds the noise and texture images.", **d)
+  flags.DEFINE_integer("timing_photos", 10, "Photos timed at 1,000 px.", lower_bound=1, **d)
+  flags.DEFINE_integer("limit", None, "Use only the first N photos of --src.", **d)
+  flags.DEFINE_string("sheet", None, "Write a contact sheet of the default finder.", **d)
+  flags.DEFINE_string("write", None, "Markdown file to add the section to.", **d)
+  cli.check_choices("finders", tuple(CANDIDATES), fv)
 
 
 # --- images without a face --------------------------------------------------------------------
@@ -241,44 +240,46 @@ def contact_sheet(photos, results, path, tile: int = 160, cols: int = 12):
   images.save_png(path, grid)
 
 
-def main(argv=None) -> int:
-  args = parse_args(argv)
-  paths = images.list_images(args.src)[:args.limit]
-  photos = [(p.name, images.load_rgb(p)) for p in paths]
-  negatives = no_face_images(args.no_face_dir, args.seed)
-  step = max(1, len(photos) // max(1, args.timing_photos))  # spread over tight crops and crowds
-  timing = [resize_long_side(img) for _, img in photos[::step][:args.timing_photos]]
-  n_real = len(images.list_images(args.no_face_dir))
+def main(argv, f: flags.FlagValues = flags.FLAGS) -> int:
+  del argv
+  photos = [(p.name, images.load_rgb(p)) for p in images.list_images(f.src)[:f.limit]]
+  negatives = no_face_images(f.no_face_dir, f.seed)
+  step = max(1, len(photos) // f.timing_photos)  # spread over tight crops and crowds
+  timing = [resize_long_side(img) for _, img in photos[::step][:f.timing_photos]]
+  n_real = len(images.list_images(f.no_face_dir))
   n_sk = sum(n.startswith("skimage.") for n, _ in negatives)
   neg_note = (f"{n_real} real photo{'' if n_real == 1 else 's'} from "
-              f"`{os.path.relpath(args.no_face_dir, REPO)}`, "
+              f"`{os.path.relpath(f.no_face_dir, REPO)}`, "
               f"{n_sk} scikit-image sample photos, {len(negatives) - n_real - n_sk} noise and "
-              f"texture images drawn with seed {args.seed}")
+              f"texture images drawn with seed {f.seed}")
   load = os.getloadavg()[0]
   rows = {}
-  for name in args.finders.split(","):
+  for name in f.finders:
     rows[name] = measure(CANDIDATES[name].make(), photos, negatives, timing)
     r = rows[name]
     print(f"{name}: found {r['found']}/{r['photos']}, false faces {r['false_faces']} "
           f"{r['false_images']}, {r['s_mean']:.3f} s/photo, {r['s_1000_median']:.3f} s at "
           f"1,000 px", flush=True)
-  if args.sheet and "mesh" in rows:
-    contact_sheet(photos, rows["mesh"]["results"], args.sheet)
-  body = markdown(rows, args.src, len(negatives), neg_note, len(timing))
+  if f.sheet and "mesh" in rows:
+    contact_sheet(photos, rows["mesh"]["results"], f.sheet)
+  body = markdown(rows, f.src, len(negatives), neg_note, len(timing))
   body += (f"\n\nLoad average when the run started: {load:.1f} on {os.cpu_count()} cores "
            "(other jobs on the machine slow every row alike).")
   print(f"\n## {TITLE}\n\n{body}\n")
-  if args.write:
+  if f.write:
     from maskinpaint_jax import bench  # pylint: disable=g-import-not-at-top
-    # --sheet only draws a picture: the command that reproduces the table leaves it out.
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if "--sheet" in argv:
-      del argv[argv.index("--sheet"):argv.index("--sheet") + 2]
-    argv = [a for a in argv if not a.startswith("--sheet=")]
-    command = "python -m data_prep.bench_faces " + shlex.join(argv)
-    bench.write_section(args.write, TITLE, body, command, machine_desc=host())
-    print(f"written to {args.write}")
+    bench.write_section(f.write, TITLE, body, table_command(sys.argv[1:]), machine_desc=host())
+    print(f"written to {f.write}")
   return 0
+
+
+def table_command(argv) -> str:
+  """The command that reproduces the table: --sheet only draws a picture, so it is left out."""
+  argv = list(argv)
+  if "--sheet" in argv:
+    del argv[argv.index("--sheet"):argv.index("--sheet") + 2]
+  argv = [a for a in argv if not a.startswith("--sheet=")]
+  return "python -m data_prep.bench_faces " + shlex.join(argv)
 
 
 def host() -> str:
@@ -288,4 +289,5 @@ def host() -> str:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  define_flags()
+  cli.run(main)

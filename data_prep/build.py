@@ -1,16 +1,17 @@
 r"""Builds the masked-face TFDS datasets from a folder of face photos.
 
-  python -m data_prep.build --src ../shared/data/celeba --data_dir data/tfds --config face_mask \
-      [--size 128] [--workers N] [--limit N [--subset_seed S]] [--seed S] [--preview 16] \
+  python -m data_prep.build --src ../shared/data/celeba --data_dir data/tfds \
+      [--occlusions face_mask,rect] [--size 128] [--workers N] [--limit N [--subset_seed S]] \
+      [--seed S] [--preview 16] \
       [--partition list_eval_partition.txt] [--no_face skip|fixed_box] [--min_face_size 40] \
       [--require_splits train,validation,test]
 
-`--config face_mask,rect` builds both. `--limit N` draws N photos at random, stratified by split:
-each split (from --partition, else a hash of the file name) gives its share of N, the photos of
-lowest hash(subset_seed, path under --src); the same seed gives the same photos on any machine and
-with any --workers. The chosen paths are saved as subset.txt next to the dataset. A split of
---require_splits (default: all three, which training and evaluation read) that would come out
-empty is an error before anything is written.
+`--occlusions face_mask,rect` builds both. `--limit N` draws N photos at random, stratified by
+split: each split (from --partition, else a hash of the file name) gives its share of N, the
+photos of lowest hash(subset_seed, path under --src); the same seed gives the same photos on any
+machine and with any --workers. The chosen paths are saved as subset.txt next to the dataset. A
+split of --require_splits (default: all three, which training and evaluation read) that would
+come out empty is an error before anything is written.
 
 A dataset that is already complete is left alone (say --overwrite to rebuild), unless it was
 built from other photos or options: then it is an error. An interrupted one is rebuilt. Prints a
@@ -20,7 +21,6 @@ summary and saves it as build_summary.json next to the dataset; `--preview N` wr
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -29,52 +29,41 @@ import shutil
 import sys
 import time
 
+from absl import app, flags
 import tensorflow_datasets as tfds
 import tqdm
 
 from data_prep import builder as builder_lib
 from data_prep import images
+from maskinpaint_jax import cli
 
 
-def parse_args(argv=None):
-  p = argparse.ArgumentParser(prog="python -m data_prep.build", description=__doc__.split("\n")[0],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--src", required=True, help="folder of face photos (searched recursively)")
-  p.add_argument("--data_dir", required=True, help="TFDS data_dir to write into")
-  p.add_argument("--config", default="face_mask",
-                 help="builder config(s): face_mask, rect, or face_mask,rect")
-  p.add_argument("--size", type=int, default=128, help="output side in pixels (default 128)")
-  p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-  p.add_argument("--limit", type=int, default=None,
-                 help="draw N photos at random (seeded by --subset_seed), stratified by split")
-  p.add_argument("--subset_seed", type=int, default=0, help="seeds the --limit draw")
-  p.add_argument("--seed", type=int, default=0, help="seeds mask style, colour and shading")
-  p.add_argument("--preview", type=int, default=0, help="write a PNG grid of N examples")
-  p.add_argument("--partition", default=None,
-                 help="CelebA list_eval_partition.txt; without it splits come from a hash of the id")
-  p.add_argument("--no_face", choices=("skip", "fixed_box"), default="skip",
-                 help="photo without a detected face: skip it, or use aligned CelebA's face box")
-  p.add_argument("--min_face_size", type=int, default=40, help="smaller faces are skipped (px)")
-  p.add_argument("--require_splits", default=",".join(builder_lib.SPLITS),
-                 help="splits that must not come out empty (training reads train and "
-                      "validation, evaluation test); '' for none")
-  p.add_argument("--overwrite", action="store_true", help="rebuild a complete dataset")
-  args = p.parse_args(argv)
-  args.require = tuple(s.strip() for s in args.require_splits.split(",") if s.strip())
-  for s in args.require:
-    if s not in builder_lib.SPLITS:
-      p.error(f"--require_splits {s!r}: choose from {', '.join(builder_lib.SPLITS)}")
-  if args.limit is not None and args.limit < 1:
-    p.error("--limit must be at least 1 (leave it out to use every photo)")
-  args.configs = [c.strip() for c in args.config.split(",") if c.strip()]
-  for c in args.configs:
-    if c not in builder_lib.OCCLUSIONS:
-      p.error(f"--config {c!r}: choose from {', '.join(builder_lib.OCCLUSIONS)}")
-  if args.size < 16:
-    p.error("--size must be at least 16")
-  if not pathlib.Path(args.src).is_dir():
-    p.error(f"--src {args.src!r} is not a directory")
-  return args
+def define_flags(fv: flags.FlagValues = flags.FLAGS):
+  d = dict(flag_values=fv)
+  flags.DEFINE_string("src", None, "Folder of face photos (searched recursively).", required=True,
+                      **d)
+  flags.DEFINE_string("data_dir", None, "TFDS data_dir to write into.", required=True, **d)
+  flags.DEFINE_list("occlusions", ["face_mask"], "Builder config(s): face_mask, rect, or "
+                    "face_mask,rect.", **d)
+  flags.DEFINE_integer("size", 128, "Output side in pixels.", lower_bound=16, **d)
+  flags.DEFINE_integer("workers", os.cpu_count() or 1, "Worker processes.", lower_bound=1, **d)
+  flags.DEFINE_integer("limit", None, "Draw N photos at random (seeded by --subset_seed), "
+                       "stratified by split; leave it out to use every photo.", lower_bound=1, **d)
+  flags.DEFINE_integer("subset_seed", 0, "Seeds the --limit draw.", **d)
+  flags.DEFINE_integer("seed", 0, "Seeds mask style, colour and shading.", **d)
+  flags.DEFINE_integer("preview", 0, "Write a PNG grid of N examples.", **d)
+  flags.DEFINE_string("partition", None, "CelebA list_eval_partition.txt; without it splits come "
+                      "from a hash of the file name.", **d)
+  flags.DEFINE_enum("no_face", "skip", ["skip", "fixed_box"], "Photo without a detected face: "
+                    "skip it, or use aligned CelebA's face box.", **d)
+  flags.DEFINE_integer("min_face_size", 40, "Smaller faces are skipped (px).", **d)
+  flags.DEFINE_list("require_splits", list(builder_lib.SPLITS), "Splits that must not come out "
+                    "empty (training reads train and validation, evaluation test); '' for none.",
+                    **d)
+  flags.DEFINE_bool("overwrite", False, "Rebuild a complete dataset.", **d)
+  cli.check_choices("occlusions", builder_lib.OCCLUSIONS, fv)
+  cli.check_choices("require_splits", builder_lib.SPLITS, fv)
+  cli.check("src", lambda src: pathlib.Path(src).is_dir(), "not a directory", fv)
 
 
 def _remove_stale_incomplete(dataset_root: pathlib.Path):
@@ -105,19 +94,19 @@ def write_preview(data_dir, name: str, count: int, path: pathlib.Path) -> pathli
   return images.save_png(path, images.make_grid(paired))
 
 
-def selection(args) -> dict:
+def selection(f) -> dict:
   """The options that decide which photos a dataset holds and how they are rendered: a complete
   dataset built with other ones is never silently reused."""
   absolute = lambda p: str(pathlib.Path(p).absolute()) if p else None
-  return dict(src=absolute(args.src), partition=absolute(args.partition), limit=args.limit,
-              subset_seed=args.subset_seed, seed=args.seed, no_face=args.no_face,
-              min_face_size=args.min_face_size)
+  return dict(src=absolute(f.src), partition=absolute(f.partition), limit=f.limit,
+              subset_seed=f.subset_seed, seed=f.seed, no_face=f.no_face,
+              min_face_size=f.min_face_size)
 
 
-def check_existing(summary: dict, args, out_dir: pathlib.Path):
+def check_existing(summary: dict, f, out_dir: pathlib.Path):
   """A complete dataset is reused only if it was built the same way and has the required
   splits (a dataset from before the random --limit draw fails here, and says how to fix it)."""
-  want, had = selection(args), dict(summary)
+  want, had = selection(f), dict(summary)
   for k in ("src", "partition"):  # older summaries may hold the path as it was typed
     had[k] = str(pathlib.Path(had[k]).absolute()) if had.get(k) else None
   if not want["limit"] and not had.get("limit"):
@@ -128,7 +117,7 @@ def check_existing(summary: dict, args, out_dir: pathlib.Path):
         f"{out_dir} is complete but was built with other options "
         + ", ".join(f"{k}: {old!r} (now {new!r})" for k, (old, new) in differ.items())
         + ". Rebuild it with --overwrite, or write to another --data_dir.")
-  empty = [s for s in args.require if not summary.get("examples", {}).get(s)]
+  empty = [s for s in f.require_splits if not summary.get("examples", {}).get(s)]
   if empty:
     raise builder_lib.EmptySplitError(
         f"{out_dir} is complete but has no {empty} examples, which training or evaluation "
@@ -144,47 +133,47 @@ def write_subset(out_dir: pathlib.Path, subset: list[str]) -> dict:
               subset_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 
-def build_one(args, occlusion: str) -> dict:
-  name = builder_lib.config_name(occlusion, args.size)
-  config = builder_lib.builder_config(occlusion, args.size)
-  data_dir = str(pathlib.Path(args.data_dir).absolute())
+def build_one(f, occlusion: str) -> dict:
+  name = builder_lib.config_name(occlusion, f.size)
+  config = builder_lib.builder_config(occlusion, f.size)
+  data_dir = str(pathlib.Path(f.data_dir).absolute())
   make_builder = lambda imap=map: builder_lib.MaskedFaces(
-      config=config, data_dir=data_dir, src=args.src, partition=args.partition, seed=args.seed,
-      imap=imap, limit=args.limit, subset_seed=args.subset_seed, require_splits=args.require,
-      no_face=args.no_face, min_face_size=args.min_face_size, progress=tqdm.tqdm)
+      config=config, data_dir=data_dir, src=f.src, partition=f.partition, seed=f.seed,
+      imap=imap, limit=f.limit, subset_seed=f.subset_seed, require_splits=tuple(f.require_splits),
+      no_face=f.no_face, min_face_size=f.min_face_size, progress=tqdm.tqdm)
   out_dir = pathlib.Path(make_builder().data_dir)
   summary_path = out_dir / "build_summary.json"
-  if (out_dir / "dataset_info.json").exists() and not args.overwrite:
+  if (out_dir / "dataset_info.json").exists() and not f.overwrite:
     print(f"[{name}] already complete at {out_dir} (--overwrite rebuilds it)")
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     if summary:
-      check_existing(summary, args, out_dir)
+      check_existing(summary, f, out_dir)
   else:
     if out_dir.exists():
       shutil.rmtree(out_dir)
     _remove_stale_incomplete(out_dir.parent)
     start = time.time()
-    with builder_lib.photo_pool(args.workers) as imap:
+    with builder_lib.photo_pool(f.workers) as imap:
       b = make_builder(imap)
       b.download_and_prepare()
     elapsed = time.time() - start
     r = b.report
     processed = sum(r["counts"].values()) + len(r["skipped"])
     summary = dict(
-        dataset=f"masked_faces/{name}", path=str(out_dir), size=args.size, workers=args.workers,
-        **selection(args), require_splits=list(args.require),
-        split_source="partition file" if args.partition else "hash of the file name",
+        dataset=f"masked_faces/{name}", path=str(out_dir), size=f.size, workers=f.workers,
+        **selection(f), require_splits=list(f.require_splits),
+        split_source="partition file" if f.partition else "hash of the file name",
         photos_found=r["found"], photos_per_split=r["available"], photos_drawn=r["drawn"],
         **write_subset(out_dir, r["subset"]), examples=r["counts"], mask_types=r["mask_types"],
         fixed_box_fallbacks=r["fallbacks"], empty_splits=r["empty_splits"],
         photos_scanned_now=r["scanned_now"], skipped_count=len(r["skipped"]),
         skipped=sorted(r["skipped"], key=lambda s: s["file"]), seconds=round(elapsed, 2),
         images_per_second=round(processed / elapsed, 2) if elapsed else None,
-        images_per_second_per_worker=round(processed / elapsed / max(1, args.workers), 2)
+        images_per_second_per_worker=round(processed / elapsed / max(1, f.workers), 2)
         if elapsed else None)
     summary_path.write_text(json.dumps(summary, indent=2))
-  if args.preview:
-    summary["preview"] = str(write_preview(data_dir, name, args.preview, out_dir / "preview.png"))
+  if f.preview:
+    summary["preview"] = str(write_preview(data_dir, name, f.preview, out_dir / "preview.png"))
   return summary
 
 
@@ -213,24 +202,32 @@ def print_summary(summary: dict):
     print(f"   preview: {summary['preview']}")
 
 
-def main(argv=None):
-  args = parse_args(argv)
+def build_all(f: flags.FlagValues) -> list[dict]:
+  """Builds every dataset --occlusions names (see the top); returns their summaries."""
   tfds.disable_progress_bar()
   summaries = []
-  for occlusion in args.configs:
-    summary = build_one(args, occlusion)
+  for occlusion in f.occlusions:
+    summary = build_one(f, occlusion)
     print_summary(summary)
     summaries.append(summary)
   return summaries
 
 
-if __name__ == "__main__":
+def main(argv, f: flags.FlagValues = flags.FLAGS) -> int:
+  if argv:
+    raise app.UsageError(f"unexpected arguments {argv}: every option is a --flag", exitcode=2)
   try:
-    main()
+    build_all(f)
   except builder_lib.BuildError as e:
     print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    return 2
   except KeyboardInterrupt:
     print("\ninterrupted: the dataset was not finalised; run the same command again to build it",
           file=sys.stderr)
-    sys.exit(130)
+    return 130
+  return 0
+
+
+if __name__ == "__main__":
+  define_flags()
+  cli.run(main)

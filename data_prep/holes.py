@@ -23,16 +23,17 @@ found on the masked image itself by the masked-face finder, as on a real photo (
 
 from __future__ import annotations
 
-import argparse
 import functools
 import shlex
 import sys
 import time
 
+from absl import flags
 import cv2
 import numpy as np
 
 from data_prep import masks
+from maskinpaint_jax import cli
 
 PRIOR_SHAPES = tuple(masks.SHAPES)
 CORE_SCALE = 0.45     # sure-mask core: the prior shrunk about the anchor to this fraction
@@ -218,33 +219,37 @@ def markdown(results: dict[str, dict]) -> str:
   return "\n".join(lines)
 
 
-def main(argv=None):
-  p = argparse.ArgumentParser(prog="python -m data_prep.holes", description=__doc__.split("\n")[0])
-  p.add_argument("--data_dir", required=True)
-  p.add_argument("--split", default="test")
-  p.add_argument("--size", type=int, default=64)
-  p.add_argument("--landmarks", default="stored,mesh", help="stored, mesh, or both")
-  p.add_argument("--limit", type=int, default=None)
-  p.add_argument("--write", default=None, help="markdown file to add the section to")
-  args = p.parse_args(argv)
+def define_flags(fv: flags.FlagValues = flags.FLAGS):
+  d = dict(flag_values=fv)
+  flags.DEFINE_string("data_dir", None, "TFDS data_dir of a built dataset.", required=True, **d)
+  flags.DEFINE_string("split", "test", "Split measured.", **d)
+  flags.DEFINE_integer("size", 64, "Image side of the face_mask dataset (px).", **d)
+  flags.DEFINE_list("landmarks", ["stored", "mesh"], "stored, mesh, or both.", **d)
+  flags.DEFINE_integer("limit", None, "Only the first N images.", **d)
+  flags.DEFINE_string("write", None, "Markdown file to add the section to.", **d)
+  cli.check_choices("landmarks", ("stored", "mesh"), fv)
+
+
+def main(argv, f: flags.FlagValues = flags.FLAGS):
+  del argv
   from data_prep import builder  # pylint: disable=g-import-not-at-top
-  source = builder.data_source(args.data_dir, builder.config_name("face_mask", args.size),
-                               args.split)
+  source = builder.data_source(f.data_dir, builder.config_name("face_mask", f.size), f.split)
   results = {}
-  for kind in args.landmarks.split(","):
+  for kind in f.landmarks:
     landmarks_of = (lambda ex: (ex["landmarks"], "hog")) if kind == "stored" else _mesh_landmarks(
-        max(1, round(192 / args.size)))
+        max(1, round(192 / f.size)))
     for refine in (False, True):
       label = f"{kind} | {'GrabCut' if refine else 'prior only'}"
-      results[label] = measure(source, landmarks_of, args.limit, refine)
+      results[label] = measure(source, landmarks_of, f.limit, refine)
   body = markdown(results)
   print(body)
-  if args.write:
+  if f.write:
     from maskinpaint_jax import bench  # pylint: disable=g-import-not-at-top
-    bench.write_section(args.write, f"Hole estimation ({args.split} split, {args.size} px)", body,
+    bench.write_section(f.write, f"Hole estimation ({f.split} split, {f.size} px)", body,
                         "python -m data_prep.holes " + shlex.join(sys.argv[1:]),
                         machine_desc=f"{sys.platform}, OpenCV {cv2.__version__}")
 
 
 if __name__ == "__main__":
-  main()
+  define_flags()
+  cli.run(main)

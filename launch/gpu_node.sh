@@ -49,7 +49,7 @@ read -r SIZE CONFIG_BATCH NGPU <<< "$CONFIG_VALUES"
 LIMIT_ARG=(); [ "$LIMIT" != 0 ] && LIMIT_ARG=(--limit "$LIMIT" --subset_seed "$SUBSET_SEED")
 PART_ARG=(); [ -n "$PARTITION" ] && PART_ARG=(--partition "$PARTITION")
 $PY -m data_prep.build --src "$SRC" "${PART_ARG[@]}" --data_dir "$DATA_DIR" \
-    --config "$OCCLUSIONS" --size "$SIZE" --workers "$WORKERS" --no_face fixed_box \
+    --occlusions "$OCCLUSIONS" --size "$SIZE" --workers "$WORKERS" --no_face fixed_box \
     "${LIMIT_ARG[@]}" --preview 16
 
 # 2. Train and score one model per (occlusion, variant). The global batch must split evenly over

@@ -15,7 +15,7 @@ for d in celeba celeba_extra; do  # file links: the build does not follow folder
   mkdir -p "data/celeba12k/$d"
   ln -sf "$(realpath "$SHARED/$d")"/* "data/celeba12k/$d/"
 done
-$PY -m data_prep.build --src data/celeba12k --data_dir data/tfds12k --config face_mask,rect \
+$PY -m data_prep.build --src data/celeba12k --data_dir data/tfds12k --occlusions face_mask,rect \
     --size 64 --workers "$(nproc)"
 $PY -m maskinpaint_jax.train --config configs/shipped.py --workdir runs/shipped \
     ${STEPS:+--config.num_train_steps=$STEPS}

@@ -209,15 +209,14 @@ def write_tables(root: pathlib.Path, runs: list[Run], rows: dict[str, dict], spl
   return md
 
 
-def main(argv):
+def main(argv, f: flags.FlagValues = flags.FLAGS):
   del argv
-  f = flags.FLAGS
   try:
     occlusions = parse_names(f.occlusions, tuple(TABLES), "occlusions")
     variants = parse_names(f.variants, VARIANTS, "variants")
   except ValueError as e:
     raise SystemExit(f"error: {e}") from None
-  distributed.initialize()
+  distributed.initialize(f)
   if f.stage != "train" and jax.process_count() > 1:
     raise SystemExit(f"error: --stage {f.stage} runs in one process; with several, run --stage "
                      "train in every process, then --stage evaluate in one")
@@ -236,21 +235,25 @@ def main(argv):
     sys.exit(f"not finished: {', '.join(pending)}; run the same command to continue")
 
 
-def define_flags():
+def define_flags(fv: flags.FlagValues = flags.FLAGS):
   """Command-line flags (only when run as a program)."""
-  cli.define_config_flag()
+  cli.define_config_flag(fv=fv)
   flags.DEFINE_string("workdir", None, "Root folder: one <occlusion>/<variant> run in each.",
-                      required=True)
-  flags.DEFINE_string("occlusions", "face_mask,rect", "Occlusions (one table each), or all.")
-  flags.DEFINE_string("variants", "all", f"all, or some of {', '.join(VARIANTS)}.")
+                      required=True, flag_values=fv)
+  flags.DEFINE_string("occlusions", "face_mask,rect", "Occlusions (one table each), or all.",
+                      flag_values=fv)
+  flags.DEFINE_string("variants", "all", f"all, or some of {', '.join(VARIANTS)}.", flag_values=fv)
   flags.DEFINE_enum("stage", "all", ["all", "train", "evaluate"],
-                    "train: every process of a multi-process job; evaluate: one process.")
-  flags.DEFINE_string("split", "test", "Split the tables are scored on.")
-  flags.DEFINE_string("lpips_weights", None, "Folder with lpips-j's weights (see evaluate).")
-  flags.DEFINE_integer("eval_limit", None, "Score only the first N examples (smoke tests).")
-  flags.DEFINE_integer("batch_size", 32, "Evaluation batch size.")
-  flags.DEFINE_bool("identity", False, "Also compute identity preservation (slow).")
-  distributed.define_flags()
+                    "train: every process of a multi-process job; evaluate: one process.",
+                    flag_values=fv)
+  flags.DEFINE_string("split", "test", "Split the tables are scored on.", flag_values=fv)
+  flags.DEFINE_string("lpips_weights", None, "Folder with lpips-j's weights (see evaluate).",
+                      flag_values=fv)
+  flags.DEFINE_integer("eval_limit", None, "Score only the first N examples (smoke tests).",
+                       flag_values=fv)
+  flags.DEFINE_integer("batch_size", 32, "Evaluation batch size.", flag_values=fv)
+  flags.DEFINE_bool("identity", False, "Also compute identity preservation (slow).", flag_values=fv)
+  distributed.define_flags(fv=fv)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ import tempfile
 import time
 from typing import Any
 
-from absl import flags
+from absl import app, flags
 
 from maskinpaint_jax import cli, report
 
@@ -224,7 +224,7 @@ def bench_build(src: str, workers: list[int], limit) -> list[dict]:
   for w in workers:
     with tempfile.TemporaryDirectory() as tmp:
       cmd = [sys.executable, "-m", "data_prep.build", "--src", src, "--data_dir", tmp,
-             "--config", "face_mask", "--workers", str(w)]
+             "--occlusions", "face_mask", "--workers", str(w)]
       if limit:
         cmd += ["--limit", str(limit)]
       subprocess.run(cmd, check=True, capture_output=True, text=True)
@@ -304,26 +304,31 @@ def write_section(path: str, title: str, body: str, command: str, machine_desc: 
   p.write_text(text)
 
 
-def define_flags():
+def define_flags(fv: flags.FlagValues = flags.FLAGS):
   """Command-line flags (only when run as a program)."""
-  cli.define_config_flag(required=False)
-  flags.DEFINE_integer("steps", 20, "Timed steps (train, input).")
-  flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.")
-  flags.DEFINE_string("devices", None, "Comma-separated device counts to scale over.")
-  flags.DEFINE_integer("fake_cpu_devices", None, "Expose N fake CPU devices (layout tests).")
+  cli.define_config_flag(required=False, fv=fv)
+  flags.DEFINE_integer("steps", 20, "Timed steps (train, input).", flag_values=fv)
+  flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.", flag_values=fv)
+  flags.DEFINE_string("devices", None, "Comma-separated device counts to scale over.",
+                      flag_values=fv)
+  flags.DEFINE_integer("fake_cpu_devices", None, "Expose N fake CPU devices (layout tests).",
+                       flag_values=fv)
   flags.DEFINE_integer("per_device_batch", None,
-                       "Per-device batch (default: config.batch_size / devices).")
-  flags.DEFINE_float("peak_tflops", None, "Device peak TFLOP/s for MFU (default: table).")
-  flags.DEFINE_string("write", None, "Markdown file to add this benchmark's section to.")
-  flags.DEFINE_string("src", None, "Photo folder (build).")
-  flags.DEFINE_string("workers", "1,2", "Worker counts (build).")
-  flags.DEFINE_integer("limit", None, "Photos to use (build).")
-  flags.DEFINE_string("label", None, "Section title suffix in the markdown file.")
+                       "Per-device batch (default: config.batch_size / devices).", flag_values=fv)
+  flags.DEFINE_float("peak_tflops", None, "Device peak TFLOP/s for MFU (default: table).",
+                     flag_values=fv)
+  flags.DEFINE_string("write", None, "Markdown file to add this benchmark's section to.",
+                      flag_values=fv)
+  flags.DEFINE_string("src", None, "Photo folder (build).", flag_values=fv)
+  flags.DEFINE_string("workers", "1,2", "Worker counts (build).", flag_values=fv)
+  flags.DEFINE_integer("limit", None, "Photos to use (build).", flag_values=fv)
+  flags.DEFINE_string("label", None, "Section title suffix in the markdown file.", flag_values=fv)
   flags.DEFINE_string("profile_dir", None, "train: trace one more step with jax.profiler "
-                      "into this folder and report its top ops.")
-  flags.DEFINE_integer("profile_top", 15, "train: ops listed from the profiled step.")
+                      "into this folder and report its top ops.", flag_values=fv)
+  flags.DEFINE_integer("profile_top", 15, "train: ops listed from the profiled step.",
+                       flag_values=fv)
   flags.DEFINE_string("compare", None, "train: key=v1,v2 (e.g. model.spatial_attention_impl="
-                      "conv,s2d): the variants timed in alternation in one run.")
+                      "conv,s2d): the variants timed in alternation in one run.", flag_values=fv)
 
 
 def section_build() -> tuple[str, str]:
@@ -383,10 +388,9 @@ SECTIONS = {"train": section_train, "input": section_input, "attention": section
 
 
 def main(argv):
-  if len(argv) != 2 or argv[1] not in ("build", *SECTIONS):
-    raise SystemExit("usage: python -m maskinpaint_jax.bench {train,input,build,attention} "
-                     "[flags]")
-  what = argv[1]
+  if len(argv) != 1 or argv[0] not in ("build", *SECTIONS):
+    raise app.UsageError("name one benchmark: train, input, build or attention", exitcode=2)
+  what = argv[0]
   if FLAGS.fake_cpu_devices:
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                f" --xla_force_host_platform_device_count={FLAGS.fake_cpu_devices}")

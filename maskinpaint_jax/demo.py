@@ -17,7 +17,6 @@ from this run (how the README's pictures are made: never by hand).
 
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
 import shutil
@@ -25,23 +24,25 @@ import subprocess
 import sys
 import time
 
+from absl import flags
+
+from maskinpaint_jax import cli
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def parse_args(argv=None):
-  p = argparse.ArgumentParser(prog="python -m maskinpaint_jax.demo",
-                              description=__doc__.split("\n")[0])
-  p.add_argument("--runs", default="runs/demo", help="where everything is written")
-  p.add_argument("--steps", type=int, default=None, help="override configs/demo.py's steps")
-  p.add_argument("--update_readme", action="store_true")
-  return p.parse_args(argv)
+def define_flags(fv: flags.FlagValues = flags.FLAGS):
+  flags.DEFINE_string("runs", "runs/demo", "Where everything is written.", flag_values=fv)
+  flags.DEFINE_integer("steps", None, "Override configs/demo.py's steps.", flag_values=fv)
+  flags.DEFINE_bool("update_readme", False, "Refresh docs/images/demo_samples.png and the "
+                    "README's real-photo grid from this run.", flag_values=fv)
 
 
 def banner(text: str):
   print(f"\n=== {text} ===", flush=True)
 
 
-def run(args: list[str], ok_codes=(0,)):
+def run_stage(args: list[str], ok_codes=(0,)):
   """A stage as a child process (own flags, own signal handlers), output streamed. Exit codes
   in `ok_codes` are accepted (inpaint exits 1 when some face was skipped, as it should)."""
   cmd = [sys.executable, "-m", *args]
@@ -124,31 +125,31 @@ def restore_photos(inpaint_dir: pathlib.Path):
     return
   if inpaint_dir.exists():
     shutil.rmtree(inpaint_dir)
-  run(["maskinpaint_jax.inpaint", str(REPO / "sample_data" / "photos"), "-o",
+  run_stage(["maskinpaint_jax.inpaint", str(REPO / "sample_data" / "photos"), "-o",
        str(inpaint_dir / "photos"), "--add_mask", "random", "--side_by_side"], ok_codes=(0, 1))
-  run(["maskinpaint_jax.inpaint", str(REPO / "sample_data" / "realmask"), "-o",
+  run_stage(["maskinpaint_jax.inpaint", str(REPO / "sample_data" / "realmask"), "-o",
        str(inpaint_dir / "realmask"), "--side_by_side", "--save_hole"], ok_codes=(0, 1))
   stamp.touch()
 
 
-def main(argv=None):
-  args = parse_args(argv)
-  runs = (REPO / args.runs) if not pathlib.Path(args.runs).is_absolute() else pathlib.Path(args.runs)
+def run_demo(f: flags.FlagValues):
+  """The five stages (see the top)."""
+  runs = REPO / f.runs  # an absolute --runs stays as it is
   data_dir, train_dir, inpaint_dir = runs / "tfds", runs / "train", runs / "inpaint"
   overrides = [f"--config.data.data_dir={data_dir}"]
   timings = {}
 
   banner("1/5 build the datasets (face_mask, rect; 64 px) from sample_data/celeba")
   t = time.time()
-  run(["data_prep.build", "--src", str(REPO / "sample_data" / "celeba"), "--data_dir",
-       str(data_dir), "--config", "face_mask,rect", "--size", "64", "--workers", "2",
+  run_stage(["data_prep.build", "--src", str(REPO / "sample_data" / "celeba"), "--data_dir",
+       str(data_dir), "--occlusions", "face_mask,rect", "--size", "64", "--workers", "2",
        "--partition", str(write_partition(runs / "partition.txt")), "--preview", "16"])
   timings["build"] = time.time() - t
 
   banner("2/5 train configs/demo.py from scratch (resumes; Ctrl-C saves and stops)")
   t = time.time()
-  steps = [f"--config.num_train_steps={args.steps}"] if args.steps else []
-  run(["maskinpaint_jax.train", "--config", str(REPO / "configs" / "demo.py"), "--workdir",
+  steps = [f"--config.num_train_steps={f.steps}"] if f.steps else []
+  run_stage(["maskinpaint_jax.train", "--config", str(REPO / "configs" / "demo.py"), "--workdir",
        str(train_dir)] + overrides + steps)
   timings["train"] = time.time() - t
 
@@ -158,7 +159,7 @@ def main(argv=None):
   if (eval_dir / "results.json").exists():
     print(f"already evaluated: {eval_dir}")
   else:
-    run(["maskinpaint_jax.evaluate", "--out", str(eval_dir),
+    run_stage(["maskinpaint_jax.evaluate", "--out", str(eval_dir),
          "--config.data.eval_datasets=face_mask,rect"] + overrides)
   timings["evaluate"] = time.time() - t
   results = json.loads((eval_dir / "results.json").read_text())
@@ -170,7 +171,7 @@ def main(argv=None):
 
   banner("5/5 report")
   path = write_report(runs, results, timings, inpaint_dir, eval_dir, train_dir)
-  if args.update_readme:
+  if f.update_readme:
     update_docs(eval_dir, inpaint_dir)
   from maskinpaint_jax import report  # pylint: disable=g-import-not-at-top
   print("\n" + report.results_markdown(results))
@@ -190,13 +191,20 @@ def update_docs(eval_dir: pathlib.Path, inpaint_dir: pathlib.Path):
   print("docs/images/demo_samples.png and docs/images/realmask_restored.png updated")
 
 
-if __name__ == "__main__":
+def main(argv, f: flags.FlagValues = flags.FLAGS) -> int:
+  del argv
   try:
-    main()
+    run_demo(f)
   except subprocess.CalledProcessError as e:
     print(f"\ndemo stopped: `{' '.join(map(str, e.cmd[1:]))}` exited with {e.returncode}; "
           "run `make demo` again to continue from here", file=sys.stderr)
-    sys.exit(e.returncode or 1)
+    return e.returncode or 1
   except KeyboardInterrupt:
     print("\ninterrupted: run `make demo` again to continue from here", file=sys.stderr)
-    sys.exit(130)
+    return 130
+  return 0
+
+
+if __name__ == "__main__":
+  define_flags()
+  cli.run(main)

@@ -15,22 +15,21 @@ from absl import flags, logging
 
 
 
-def define_flags():
+def define_flags(fv: flags.FlagValues = flags.FLAGS):
   flags.DEFINE_string("coordinator_address", None,
-                      "host:port of process 0, for multi-process runs.")
-  flags.DEFINE_integer("num_processes", None, "Total number of processes.")
-  flags.DEFINE_integer("process_id", None, "This process's index.")
+                      "host:port of process 0, for multi-process runs.", flag_values=fv)
+  flags.DEFINE_integer("num_processes", None, "Total number of processes.", flag_values=fv)
+  flags.DEFINE_integer("process_id", None, "This process's index.", flag_values=fv)
 
 
 def _slurm_multi_task() -> bool:
   return int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in os.environ
 
 
-def initialize() -> None:
+def initialize(f: flags.FlagValues = flags.FLAGS) -> None:
   """Initialises jax.distributed if this run is multi-process; idempotent. Reads the flags of
   define_flags()."""
-  coordinator = flags.FLAGS.coordinator_address
-  num_processes, process_id = flags.FLAGS.num_processes, flags.FLAGS.process_id
+  coordinator, num_processes, process_id = f.coordinator_address, f.num_processes, f.process_id
   explicit = coordinator is not None
   if not explicit and not _slurm_multi_task():
     return

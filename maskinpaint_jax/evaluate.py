@@ -180,29 +180,31 @@ def evaluate_model(config, workdir: str, *, split="test", step=None, out=None,
   return out_dir, results
 
 
-def define_flags():
+def define_flags(fv: flags.FlagValues = flags.FLAGS):
   """Command-line flags (only when run as a program)."""
   # Without --workdir the shipped model is evaluated with the config it was trained with, so
   # --config.data.data_dir / --config.data.eval_datasets work alone; with --workdir the
   # checkpoint's own config is used unless --config is given.
-  cli.define_config_flag(default=str(SHIPPED_CONFIG), required=False)
+  cli.define_config_flag(default=str(SHIPPED_CONFIG), required=False, fv=fv)
   flags.DEFINE_string("workdir", None, "Training workdir, or an exported model folder "
-                      "(default: the shipped model in pretrained/).")
-  flags.DEFINE_string("split", "test", "Dataset split to evaluate.")
-  flags.DEFINE_integer("step", None, "Checkpoint step (default: newest).")
-  flags.DEFINE_string("out", None, "Output folder (default <workdir>/eval/<split>-step<N>).")
+                      "(default: the shipped model in pretrained/).", flag_values=fv)
+  flags.DEFINE_string("split", "test", "Dataset split to evaluate.", flag_values=fv)
+  flags.DEFINE_integer("step", None, "Checkpoint step (default: newest).", flag_values=fv)
+  flags.DEFINE_string("out", None, "Output folder (default <workdir>/eval/<split>-step<N>).",
+                      flag_values=fv)
   flags.DEFINE_string("lpips_weights", None,
                       "Folder with lpips-j's vgg16_weights.h5 and lpips_lin.h5 (default: "
-                      "$LPIPS_WEIGHTS_DIR, the Hugging Face cache, then the hub).")
-  flags.DEFINE_integer("limit", None, "Evaluate only the first N examples per dataset.")
-  flags.DEFINE_integer("batch_size", 32, "Evaluation batch size.")
-  flags.DEFINE_bool("identity", True, "Compute identity preservation (face_recognition).")
-  flags.DEFINE_integer("num_samples", 8, "Examples in each picture grid.")
+                      "$LPIPS_WEIGHTS_DIR, the Hugging Face cache, then the hub).", flag_values=fv)
+  flags.DEFINE_integer("limit", None, "Evaluate only the first N examples per dataset.",
+                       flag_values=fv)
+  flags.DEFINE_integer("batch_size", 32, "Evaluation batch size.", flag_values=fv)
+  flags.DEFINE_bool("identity", True, "Compute identity preservation (face_recognition).",
+                    flag_values=fv)
+  flags.DEFINE_integer("num_samples", 8, "Examples in each picture grid.", flag_values=fv)
 
 
-def main(argv):
+def main(argv, f: flags.FlagValues = flags.FLAGS):
   del argv
-  f = flags.FLAGS
   config = f.config if (f["config"].present or f.workdir is None) else None
   out_dir, results = evaluate_model(
       config, f.workdir, split=f.split, step=f.step, out=f.out, lpips_weights=f.lpips_weights,

@@ -11,16 +11,18 @@ from absl import flags
 from maskinpaint_jax import checkpoint, cli
 
 
-def define_flags():
-  flags.DEFINE_string("workdir", None, "Training workdir to export from.", required=True)
-  flags.DEFINE_string("out", str(checkpoint.DEFAULT_PRETRAINED), "Model folder to write.")
-  flags.DEFINE_integer("step", None, "Checkpoint step (default: newest).")
-  flags.DEFINE_string("note", "", "Provenance kept in manifest.json (data, command, compute).")
+def define_flags(fv: flags.FlagValues = flags.FLAGS):
+  flags.DEFINE_string("workdir", None, "Training workdir to export from.", required=True,
+                      flag_values=fv)
+  flags.DEFINE_string("out", str(checkpoint.DEFAULT_PRETRAINED), "Model folder to write.",
+                      flag_values=fv)
+  flags.DEFINE_integer("step", None, "Checkpoint step (default: newest).", flag_values=fv)
+  flags.DEFINE_string("note", "", "Provenance kept in manifest.json (data, command, compute).",
+                      flag_values=fv)
 
 
-def main(argv):
+def main(argv, f: flags.FlagValues = flags.FLAGS):
   del argv
-  f = flags.FLAGS
   out = checkpoint.export_generator(f.workdir, f.out, f.step, note=f.note)
   config, _, step = checkpoint.load_pretrained(out)  # read back: the folder is usable
   print(f"exported step {step} ({config.data.image_size} px, non_blind="

@@ -28,7 +28,6 @@ subprocess, so a probe that runs out of memory fails alone, and this one holds n
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -41,7 +40,12 @@ import statistics
 import subprocess
 import sys
 import time
+import types
 from typing import Callable
+
+from absl import flags
+
+from maskinpaint_jax import cli
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DTYPES = ("float32", "bfloat16")
@@ -53,45 +57,46 @@ COMPILED_LINE = "compiled the train step"  # train.py prints it once the loop's 
 NEAR_BEST = 0.95  # a smaller batch within 5 % of the best img/s is as good for training
 
 
-def parse_args(argv=None):
-  p = argparse.ArgumentParser(prog="python -m maskinpaint_jax.gpu_check",
-                              description=__doc__.split("\n")[0],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--out", required=True, help="folder for every result (created)")
-  p.add_argument("--work", default="runs/gpu_check",
-                 help="scratch: linked photos, datasets, training workdir, raw profiles")
-  p.add_argument("--config", default="configs/default.py")
-  p.add_argument("--size", type=int, default=128, help="image side (px) for every phase")
-  p.add_argument("--src", default="../shared/data/celeba,../shared/data/celeba_extra",
-                 help="comma-separated photo folders, linked into one for the build")
-  p.add_argument("--limit", type=int, default=None, help="draw this many photos (build)")
-  p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="build workers")
-  p.add_argument("--train_datasets", default="face_mask", help="what the model trains on")
-  p.add_argument("--phases", default="bench,build,train,evaluate")
-  p.add_argument("--batch_start", type=int, default=64, help="first per-device batch probed")
-  p.add_argument("--batch_max", type=int, default=2048, help="largest per-device batch probed")
-  p.add_argument("--bench_budget_s", type=float, default=200.0,
-                 help="both dtypes' searches: no probe that would end past it (estimated from "
-                      "the probe before; the first probe of each dtype always runs)")
-  p.add_argument("--bench_steps", type=int, default=10, help="timed steps per probe")
-  p.add_argument("--bench_warmup", type=int, default=2)
-  p.add_argument("--probe_timeout_s", type=float, default=600.0)
-  p.add_argument("--dtype", choices=DTYPES, default=None,
-                 help="train in this dtype (default: the faster of the bench)")
-  p.add_argument("--train_batch", type=int, default=None,
-                 help="global training batch (default: from the bench, see above)")
-  p.add_argument("--budget_s", type=float, default=300.0, help="seconds of training")
-  p.add_argument("--startup_timeout_s", type=float, default=900.0,
-                 help="give up when the train step has not compiled after this long")
-  p.add_argument("--log_every", type=int, default=20)
-  p.add_argument("--eval_every", type=int, default=200, help="validation during training")
-  p.add_argument("--eval_args", default="", help="more flags of maskinpaint_jax.evaluate")
-  args = p.parse_args(argv)
-  args.phases = [s.strip() for s in args.phases.split(",") if s.strip()]
-  bad = set(args.phases) - {"bench", "build", "train", "evaluate"}
-  if bad:
-    p.error(f"--phases: unknown {sorted(bad)}")
-  args.src = [s.strip() for s in args.src.split(",") if s.strip()]
+PHASES = ("bench", "build", "train", "evaluate")
+
+
+def define_flags(fv: flags.FlagValues = flags.FLAGS):
+  d = dict(flag_values=fv)
+  flags.DEFINE_string("out", None, "Folder for every result (created).", required=True, **d)
+  flags.DEFINE_string("work", "runs/gpu_check", "Scratch: linked photos, datasets, training "
+                      "workdir, raw profiles.", **d)
+  flags.DEFINE_string("config", "configs/default.py", "Config file (configs/*.py).", **d)
+  flags.DEFINE_integer("size", 128, "Image side (px) for every phase.", **d)
+  flags.DEFINE_list("src", ["../shared/data/celeba", "../shared/data/celeba_extra"],
+                    "Photo folders, linked into one for the build.", **d)
+  flags.DEFINE_integer("limit", None, "Draw this many photos (build).", **d)
+  flags.DEFINE_integer("workers", os.cpu_count() or 1, "Build workers.", **d)
+  flags.DEFINE_string("train_datasets", "face_mask", "What the model trains on.", **d)
+  flags.DEFINE_list("phases", list(PHASES), "Phases to run, in this order.", **d)
+  flags.DEFINE_integer("batch_start", 64, "First per-device batch probed.", **d)
+  flags.DEFINE_integer("batch_max", 2048, "Largest per-device batch probed.", **d)
+  flags.DEFINE_float("bench_budget_s", 200.0, "Both dtypes' searches: no probe that would end "
+                     "past it (estimated from the probe before; the first probe of each dtype "
+                     "always runs).", **d)
+  flags.DEFINE_integer("bench_steps", 10, "Timed steps per probe.", **d)
+  flags.DEFINE_integer("bench_warmup", 2, "Untimed steps per probe.", **d)
+  flags.DEFINE_float("probe_timeout_s", 600.0, "A probe that takes longer is stopped.", **d)
+  flags.DEFINE_enum("dtype", None, list(DTYPES), "Train in this dtype (default: the faster of "
+                    "the bench).", **d)
+  flags.DEFINE_integer("train_batch", None, "Global training batch (default: from the bench, "
+                       "see above).", **d)
+  flags.DEFINE_float("budget_s", 300.0, "Seconds of training.", **d)
+  flags.DEFINE_float("startup_timeout_s", 900.0, "Give up when the train step has not compiled "
+                     "after this long.", **d)
+  flags.DEFINE_integer("log_every", 20, "Training log interval (steps).", **d)
+  flags.DEFINE_integer("eval_every", 200, "Validation during training (steps).", **d)
+  flags.DEFINE_string("eval_args", "", "More flags of maskinpaint_jax.evaluate.", **d)
+  cli.check_choices("phases", PHASES, fv)
+
+
+def resolve(f: flags.FlagValues) -> types.SimpleNamespace:
+  """This program's flags as the phases use them: paths absolute, so subprocesses agree."""
+  args = types.SimpleNamespace(**{fl.name: fl.value for fl in f.get_flags_for_module(__name__)})
   args.out, args.work = pathlib.Path(args.out).absolute(), pathlib.Path(args.work).absolute()
   args.config = str(pathlib.Path(args.config).absolute())
   return args
@@ -282,7 +287,7 @@ def run_build(args) -> dict:
   """Both datasets from one folder of links to every --src photo."""
   photos, data_dir = args.work / "photos", args.work / "tfds"
   n = link_photos(args.src, photos)
-  cmd = python("data_prep.build", "--src", photos, "--data_dir", data_dir, "--config",
+  cmd = python("data_prep.build", "--src", photos, "--data_dir", data_dir, "--occlusions",
                ",".join(OCCLUSIONS), "--size", args.size, "--workers", args.workers)
   if args.limit:
     cmd += ["--limit", str(args.limit)]
@@ -529,13 +534,14 @@ def write_summary(out: pathlib.Path, summary: dict):
   (out / "summary.md").write_text(summary_markdown(summary) + "\n")
 
 
-def main(argv=None) -> int:
-  args = parse_args(argv)
+def main(argv, f: flags.FlagValues = flags.FLAGS) -> int:
+  del argv
+  args = resolve(f)
   args.out.mkdir(parents=True, exist_ok=True)
   args.work.mkdir(parents=True, exist_ok=True)
   t_all = time.time()
   summary = dict(command=shlex.join([sys.executable, "-m", "maskinpaint_jax.gpu_check",
-                                     *(argv if argv is not None else sys.argv[1:])]),
+                                     *sys.argv[1:]]),
                  date=time.strftime("%Y-%m-%d %H:%M"), out=str(args.out), work=str(args.work),
                  args={k: (str(v) if isinstance(v, pathlib.Path) else v)
                        for k, v in vars(args).items()},
@@ -564,4 +570,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  define_flags()
+  cli.run(main)

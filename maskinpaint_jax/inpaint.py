@@ -29,10 +29,10 @@ anything was skipped or failed, 2 for a usage error (e.g. missing models).
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import sys
 
+from absl import app, flags
 import cv2
 import numpy as np
 
@@ -41,28 +41,25 @@ from data_prep import holes as hole_lib
 from data_prep import images as image_utils
 from data_prep import masks as mask_lib
 from data_prep import mediapipe_models
+from maskinpaint_jax import cli
 
 
-def parse_args(argv=None):
-  p = argparse.ArgumentParser(prog="python -m maskinpaint_jax.inpaint",
-                              description=__doc__.split("\n")[0])
-  p.add_argument("inputs", nargs="+", help="photos and/or folders of photos")
-  p.add_argument("--workdir", default=None,
-                 help="training workdir or exported model folder (default: pretrained/)")
-  p.add_argument("-o", "--out", required=True, help="output folder")
-  p.add_argument("--add_mask", default=None, choices=mask_lib.FACE_MASK_STYLES + ("random",),
-                 help="put a synthetic mask on every face first (the hole is then known)")
-  p.add_argument("--side_by_side", action="store_true",
-                 help="also write input | hole | restored side by side")
-  p.add_argument("--save_hole", action="store_true",
-                 help="also write the hole map that was filled (white = restored)")
-  p.add_argument("--step", type=int, default=None, help="checkpoint step (default: newest)")
-  p.add_argument("--seed", type=int, default=0, help="seeds --add_mask's colours and shading")
-  p.add_argument("--min_face_size", type=int, default=40,
-                 help="smaller faces are skipped with a message (px)")
-  p.add_argument("--face_finder", choices=face_lib.FINDERS, default="mesh",
-                 help="mesh: finds masked faces (default); hog: dlib HOG, the paper's")
-  return p.parse_args(argv)
+def define_flags(fv: flags.FlagValues = flags.FLAGS):
+  d = dict(flag_values=fv)
+  flags.DEFINE_string("out", None, "Output folder.", short_name="o", required=True, **d)
+  flags.DEFINE_string("workdir", None, "Training workdir or exported model folder (default: "
+                      "pretrained/).", **d)
+  flags.DEFINE_enum("add_mask", None, [*mask_lib.FACE_MASK_STYLES, "random"], "Put a synthetic "
+                    "mask on every face first (the hole is then known).", **d)
+  flags.DEFINE_bool("side_by_side", False, "Also write input | hole | restored side by side.",
+                    **d)
+  flags.DEFINE_bool("save_hole", False, "Also write the hole map that was filled (white = "
+                    "restored).", **d)
+  flags.DEFINE_integer("step", None, "Checkpoint step (default: newest).", **d)
+  flags.DEFINE_integer("seed", 0, "Seeds --add_mask's colours and shading.", **d)
+  flags.DEFINE_integer("min_face_size", 40, "Smaller faces are skipped with a message (px).", **d)
+  flags.DEFINE_enum("face_finder", "mesh", list(face_lib.FINDERS), "mesh: finds masked faces "
+                    "(default); hog: dlib HOG, the paper's.", **d)
 
 
 class NoUsableFaceError(face_lib.NoFaceError):
@@ -147,12 +144,12 @@ def hole_overlay(photo: np.ndarray, hole: np.ndarray) -> np.ndarray:
   return out
 
 
-def synthetic_masks(photo, found, args, key: str):
+def synthetic_masks(photo, found, f, key: str):
   """--add_mask: Algorithm 1's masks put on every face. (masked photo, one hole per face)."""
-  rng = mask_lib.example_rng(args.seed, key)
+  rng = mask_lib.example_rng(f.seed, key)
   masked, holes = photo, []
   for face in found:
-    style = None if args.add_mask == "random" else args.add_mask
+    style = None if f.add_mask == "random" else f.add_mask
     masked, hole, _ = mask_lib.apply_face_mask(masked, face.landmarks, rng, style)
     holes.append(hole)
   return masked, holes
@@ -163,52 +160,65 @@ def side_by_side(panels) -> np.ndarray:
   return np.concatenate(sum([[p, pad] for p in panels], [])[:-1], axis=1)
 
 
-def process_file(path: pathlib.Path, finder, filler, size: int, args) -> dict:
+def process_file(path: pathlib.Path, finder, filler, size: int, f) -> dict:
   photo = image_utils.load_rgb(path)
-  found, problems = usable_faces(photo, finder, args.min_face_size)
-  out_dir, stem, written = pathlib.Path(args.out), path.stem, []
+  found, problems = usable_faces(photo, finder, f.min_face_size)
+  out_dir, stem, written = pathlib.Path(f.out), path.stem, []
   save = lambda suffix, image: written.append(
       image_utils.save_png(out_dir / f"{stem}_{suffix}.png", image))
-  if args.add_mask:
-    masked, holes = synthetic_masks(photo, found, args, str(path))
+  if f.add_mask:
+    masked, holes = synthetic_masks(photo, found, f, str(path))
     save("masked", masked)
   else:
-    masked, holes = photo, [hole_lib.estimate_hole(photo, f.landmarks, source=f.source)
-                            for f in found]
+    masked, holes = photo, [hole_lib.estimate_hole(photo, face.landmarks, source=face.source)
+                            for face in found]
   union = np.maximum.reduce(holes)
   restored = restore_faces(masked, found, holes, filler, size)
   save("restored", restored)
-  if args.save_hole:
+  if f.save_hole:
     save("hole", union * 255)
-  if args.side_by_side:
+  if f.side_by_side:
     save("side_by_side", side_by_side([photo, hole_overlay(masked, union), restored]))
   return {"faces": len(found), "written": [str(p) for p in written], "skipped": problems}
 
 
-def main(argv=None) -> int:
-  args = parse_args(argv)
-  # Heavy imports after argument parsing, so --help is instant.
+class SetupError(Exception):
+  """Nothing can be restored (no model, no face finder): exit status 2."""
+
+
+def load_tools(f):
+  """(generator config, its filler, the face finder) that --workdir, --step, --face_finder
+  name."""
+  # Heavy imports only once the flags are parsed, so --help is instant.
   from maskinpaint_jax import checkpoint, inference  # pylint: disable=g-import-not-at-top
   try:
-    config, g_params, step = checkpoint.load_generator(args.workdir, args.step)
+    config, g_params, step = checkpoint.load_generator(f.workdir, f.step)
   except (FileNotFoundError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  size = config.data.image_size
+    raise SetupError(str(e)) from e
   filler = inference.make_filler(config.model, g_params, batch_size=1)
   try:
-    finder = face_lib.make_finder(args.face_finder, min_face_size=args.min_face_size)
+    finder = face_lib.make_finder(f.face_finder, min_face_size=f.min_face_size)
   except mediapipe_models.ModelMissingError as e:
-    print(f"error: --face_finder {args.face_finder}: {e}", file=sys.stderr)
+    raise SetupError(f"--face_finder {f.face_finder}: {e}") from e
+  print(f"generator: step {step} of {f.workdir or checkpoint.DEFAULT_PRETRAINED} "
+        f"({config.data.image_size} px, {'non-blind' if config.model.non_blind else 'blind'}); "
+        f"face finder {f.face_finder}")
+  return config, filler, finder
+
+
+def main(argv, f: flags.FlagValues = flags.FLAGS) -> int:
+  if not argv:
+    raise app.UsageError("name at least one photo or folder of photos", exitcode=2)
+  try:
+    config, filler, finder = load_tools(f)
+  except SetupError as e:
+    print(f"error: {e}", file=sys.stderr)
     return 2
-  paths = expand_inputs(args.inputs)
-  print(f"generator: step {step} of {args.workdir or checkpoint.DEFAULT_PRETRAINED} ({size} px, "
-        f"{'non-blind' if config.model.non_blind else 'blind'}); {len(paths)} photo(s); "
-        f"face finder {args.face_finder}")
+  paths = expand_inputs(argv)
   failed = skipped = 0
   for path in paths:
     try:
-      result = process_file(path, finder, filler, size, args)
+      result = process_file(path, finder, filler, config.data.image_size, f)
       print(f"ok      {path}: {result['faces']} face(s) -> "
             + ", ".join(pathlib.Path(w).name for w in result["written"]))
       problems = result["skipped"]
@@ -219,11 +229,12 @@ def main(argv=None) -> int:
     for problem in problems:
       skipped += 1
       print(f"SKIPPED {path}: {problem}", file=sys.stderr)
-  print(f"{len(paths) - failed} of {len(paths)} photo(s) restored into {args.out}"
+  print(f"{len(paths) - failed} of {len(paths)} photo(s) restored into {f.out}"
         + (f"; {failed} failed" if failed else "")
         + (f"; {skipped} face(s) skipped" if skipped else ""))
   return 1 if failed or skipped else 0
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  define_flags()
+  cli.run(main)

@@ -16,7 +16,10 @@ import gzip
 import json
 import pathlib
 import re
-import sys
+
+from absl import app, flags
+
+from maskinpaint_jax import cli
 
 
 def newest_trace(log_dir) -> pathlib.Path:
@@ -107,16 +110,20 @@ def markdown(summary: dict) -> str:
   return "\n".join(lines).rstrip("\n")
 
 
-def main(argv=None):
-  import argparse  # pylint: disable=g-import-not-at-top
-  p = argparse.ArgumentParser(prog="python -m maskinpaint_jax.profiling",
-                              description=__doc__.split("\n")[0])
-  p.add_argument("log_dir", help="folder given to jax.profiler.trace")
-  p.add_argument("--top", type=int, default=15)
-  p.add_argument("--module", default=None, help="only ops of programs whose name contains this")
-  args = p.parse_args(argv)
-  print(markdown(top_ops(args.log_dir, args.module, args.top)))
+def define_flags(fv: flags.FlagValues = flags.FLAGS):
+  flags.DEFINE_integer("top", 15, "Ops listed.", flag_values=fv)
+  flags.DEFINE_string("module", None, "Only ops of programs whose name contains this.",
+                      flag_values=fv)
+
+
+def main(argv, f: flags.FlagValues = flags.FLAGS):
+  """python -m maskinpaint_jax.profiling LOG_DIR [--top 15] [--module train_step]: LOG_DIR is
+  the folder given to jax.profiler.trace."""
+  if len(argv) != 1:
+    raise app.UsageError("name one LOG_DIR, the folder given to jax.profiler.trace", exitcode=2)
+  print(markdown(top_ops(argv[0], f.module, f.top)))
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  define_flags()
+  cli.run(main)

@@ -141,15 +141,16 @@ def forecast(run: dict, telea: dict[str, float]) -> str:
           "model will saturate earlier), not a result.")
 
 
-def define_flags():
-  flags.DEFINE_string("runs", None, "Folder of short runs (one subfolder each) to tabulate.")
-  flags.DEFINE_multi_string("curve", [], "A run whose periodic validation is the learning curve.")
-  flags.DEFINE_string("write", None, "Markdown file to add the section(s) to.")
+def define_flags(fv: flags.FlagValues = flags.FLAGS):
+  flags.DEFINE_string("runs", None, "Folder of short runs (one subfolder each) to tabulate.",
+                      flag_values=fv)
+  flags.DEFINE_multi_string("curve", [], "A run whose periodic validation is the learning curve.",
+                            flag_values=fv)
+  flags.DEFINE_string("write", None, "Markdown file to add the section(s) to.", flag_values=fv)
 
 
-def main(argv):
+def main(argv, f: flags.FlagValues = flags.FLAGS):
   del argv
-  f = flags.FLAGS
   sections = []
   if f.runs:
     # In the order they were started: the first is the reference the others differ from.

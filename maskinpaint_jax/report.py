@@ -9,6 +9,10 @@ import pathlib
 import platform
 import re
 
+from absl import app, flags
+
+from maskinpaint_jax import cli
+
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
@@ -182,43 +186,46 @@ def targets_markdown(results: dict) -> str:
   return "\n".join(lines)
 
 
-def main(argv=None):
-  """python -m maskinpaint_jax.report LABEL=results.json [...] [--write FILE --title T]"""
-  import argparse  # pylint: disable=g-import-not-at-top
+def define_flags(fv: flags.FlagValues = flags.FLAGS):
+  d = dict(flag_values=fv)
+  flags.DEFINE_string("write", None, "Markdown file to add the section to.", **d)
+  flags.DEFINE_string("title", "Side by side", "Title of the side-by-side section.", **d)
+  flags.DEFINE_string("targets", None, "A results.json to check against the shipped model's "
+                      "quality targets.", **d)
+  flags.DEFINE_string("readme", None, "A results.json whose tables replace README.md's results "
+                      "block.", **d)
+
+
+def main(argv, f: flags.FlagValues = flags.FLAGS):
+  """python -m maskinpaint_jax.report LABEL=results.json [...] [--write FILE --title T]
+  [--targets results.json] [--readme results.json]"""
   import json  # pylint: disable=g-import-not-at-top
   import shlex  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
   from maskinpaint_jax import bench  # pylint: disable=g-import-not-at-top
-  p = argparse.ArgumentParser(prog="python -m maskinpaint_jax.report",
-                              description="Models' evaluations side by side.")
-  p.add_argument("results", nargs="*", help="LABEL=path/to/results.json")
-  p.add_argument("--write", default=None, help="markdown file to add the section to")
-  p.add_argument("--title", default="Side by side")
-  p.add_argument("--targets", default=None,
-                 help="a results.json to check against the shipped model's quality targets")
-  p.add_argument("--readme", default=None,
-                 help="a results.json whose tables replace README.md's results block")
-  args = p.parse_args(argv)
-  if args.readme:
+  command = "python -m maskinpaint_jax.report " + shlex.join(sys.argv[1:])
+  load = lambda path: json.loads(pathlib.Path(path).read_text())
+  if f.readme:
     readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
-    update_readme(readme, json.loads(pathlib.Path(args.readme).read_text()), args.readme)
-    print(f"{readme}: results block replaced from {args.readme}")
-  if args.targets:
-    body = targets_markdown(json.loads(pathlib.Path(args.targets).read_text()))
+    update_readme(readme, load(f.readme), f.readme)
+    print(f"{readme}: results block replaced from {f.readme}")
+  if f.targets:
+    body = targets_markdown(load(f.targets))
     print(body)
-    if args.write:
-      bench.write_section(args.write, "Quality targets", body,
-                          "python -m maskinpaint_jax.report " + shlex.join(sys.argv[1:]))
-  if not args.results:
+    if f.write:
+      bench.write_section(f.write, "Quality targets", body, command)
+  if not argv:
     return
-  results = {k: json.loads(pathlib.Path(v).read_text())
-             for k, v in (a.split("=", 1) for a in args.results)}
-  body = side_by_side_markdown(results)
+  bad = [a for a in argv if "=" not in a]
+  if bad:
+    raise app.UsageError(f"{bad}: name each results file LABEL=path/to/results.json",
+                         exitcode=2)
+  body = side_by_side_markdown({k: load(v) for k, v in (a.split("=", 1) for a in argv)})
   print(body)
-  if args.write:
-    bench.write_section(args.write, args.title, body,
-                        "python -m maskinpaint_jax.report " + shlex.join(sys.argv[1:]))
+  if f.write:
+    bench.write_section(f.write, f.title, body, command)
 
 
 if __name__ == "__main__":
-  main()
+  define_flags()
+  cli.run(main)

@@ -491,18 +491,19 @@ def finish(last: dict[str, Any], step: int, start_step: int, total_steps: int, s
   return last
 
 
-def define_flags():
+def define_flags(fv: flags.FlagValues = flags.FLAGS):
   """Command-line flags; defined only when run as a program, so importing this is side-effect
   free."""
-  cli.define_config_flag()
-  flags.DEFINE_string("workdir", None, "Where checkpoints, logs and samples go.", required=True)
-  distributed.define_flags()
+  cli.define_config_flag(fv=fv)
+  flags.DEFINE_string("workdir", None, "Where checkpoints, logs and samples go.", required=True,
+                      flag_values=fv)
+  distributed.define_flags(fv=fv)
 
 
-def main(argv):
+def main(argv, f: flags.FlagValues = flags.FLAGS):
   del argv
-  distributed.initialize()
-  train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
+  distributed.initialize(f)
+  train_and_evaluate(f.config, f.workdir)
 
 
 if __name__ == "__main__":

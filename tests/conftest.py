@@ -91,14 +91,38 @@ def make_awkward_photo_folder(root: pathlib.Path, good_faces) -> dict:
   return expect
 
 
+def made_once(tmp_path_factory, name: str, make) -> pathlib.Path:
+  """A folder that session fixtures share: `make(folder)` runs once per test run. Under
+  pytest-xdist (`make test` runs 2 workers) the first worker to ask makes it while the others
+  wait, instead of each making its own."""
+  if "PYTEST_XDIST_WORKER" not in os.environ:
+    folder = tmp_path_factory.mktemp(name)
+    make(folder)
+    return folder
+  import filelock
+  root = tmp_path_factory.getbasetemp().parent  # this run's, shared by its workers
+  folder, done = root / name, root / f"{name}.done"
+  with filelock.FileLock(str(root / f"{name}.lock")):
+    if not done.exists():
+      folder.mkdir(exist_ok=True)
+      make(folder)
+      done.touch()
+  return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_data_dir(tmp_path_factory):
-  """face_mask and rect datasets at 32 px from 48 real CelebA photos (built once per session)."""
+  """face_mask and rect datasets at 32 px from 48 real CelebA photos (built once per run)."""
+  return made_once(tmp_path_factory, "tiny_tfds", lambda data_dir: build_datasets(
+      ["--src", str(SAMPLE_CELEBA), "--data_dir", str(data_dir), "--occlusions", "face_mask,rect",
+       "--size", "32", "--limit", "48", "--workers", "1"]))
+
+
+def build_datasets(argv) -> list[dict]:
+  """`python -m data_prep.build ARGV`, in-process: the build summaries."""
   from data_prep import build
-  data_dir = tmp_path_factory.mktemp("tiny_tfds")
-  build.main(["--src", str(SAMPLE_CELEBA), "--data_dir", str(data_dir), "--config",
-              "face_mask,rect", "--size", "32", "--limit", "48", "--workers", "1"])
-  return data_dir
+  from maskinpaint_jax import cli
+  return build.build_all(cli.parse(build.define_flags, argv)[0])
 
 
 def tiny_config(data_dir, **overrides):
@@ -169,9 +193,9 @@ def run_cli(args, timeout=600, **kwargs):
 @pytest.fixture(scope="session")
 def tiny_workdir(tiny_data_dir, tmp_path_factory):
   """A checkpoint of the tiny configuration after 2 training steps (quality irrelevant)."""
-  workdir = tmp_path_factory.mktemp("tiny_run")
-  r = run_cli(["maskinpaint_jax.train", "--config", "configs/tiny.py", "--workdir", str(workdir),
-               f"--config.data.data_dir={tiny_data_dir}", "--config.num_train_steps=2",
-               "--config.data.train_datasets=face_mask,rect"])
-  assert r.returncode == 0, r.stderr[-3000:]
-  return workdir
+  def train(workdir):
+    r = run_cli(["maskinpaint_jax.train", "--config", "configs/tiny.py", "--workdir",
+                 str(workdir), f"--config.data.data_dir={tiny_data_dir}",
+                 "--config.num_train_steps=2", "--config.data.train_datasets=face_mask,rect"])
+    assert r.returncode == 0, r.stderr[-3000:]
+  return made_once(tmp_path_factory, "tiny_run", train)

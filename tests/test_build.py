@@ -15,8 +15,9 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO, make_awkward_photo_folder, run_cli
+from conftest import REPO, build_datasets, make_awkward_photo_folder, run_cli
 from data_prep import build, builder, masks
+from maskinpaint_jax import cli
 
 
 def _read_all(data_dir, name):
@@ -41,8 +42,8 @@ def _photo_folder(src: pathlib.Path, paths) -> pathlib.Path:
 def test_build_from_an_awkward_folder_reports_every_skip(tmp_path, celeba_paths):
   src = tmp_path / "photos"
   expect = make_awkward_photo_folder(src, celeba_paths)
-  (summary,) = build.main(["--src", str(src), "--data_dir", str(tmp_path / "tfds"),
-                           "--config", "face_mask", "--size", "64", "--workers", "2",
+  (summary,) = build_datasets(["--src", str(src), "--data_dir", str(tmp_path / "tfds"),
+                           "--occlusions", "face_mask", "--size", "64", "--workers", "2",
                            "--preview", "6"])
   skipped = {pathlib.Path(s["file"]).name: s["reason"] for s in summary["skipped"]}
   for name, outcome in expect.items():
@@ -73,9 +74,9 @@ def test_build_from_an_awkward_folder_reports_every_skip(tmp_path, celeba_paths)
 @pytest.mark.slow  # finds faces with dlib: the end-to-end tier
 def test_the_dataset_does_not_depend_on_the_worker_count(tmp_path, celeba_paths):
   src = _photo_folder(tmp_path / "photos", celeba_paths[:14])
-  args = ["--src", str(src), "--config", "face_mask,rect", "--size", "48", "--seed", "7"]
-  build.main(args + ["--data_dir", str(tmp_path / "one"), "--workers", "1"])
-  build.main(args + ["--data_dir", str(tmp_path / "two"), "--workers", "2"])
+  args = ["--src", str(src), "--occlusions", "face_mask,rect", "--size", "48", "--seed", "7"]
+  build_datasets(args + ["--data_dir", str(tmp_path / "one"), "--workers", "1"])
+  build_datasets(args + ["--data_dir", str(tmp_path / "two"), "--workers", "2"])
   for name in ("face_mask_48", "rect_48"):
     a, b = _read_all(tmp_path / "one", name), _read_all(tmp_path / "two", name)
     assert sorted(a) == sorted(b) and len(a) == 14
@@ -91,8 +92,8 @@ def test_partition_file_decides_the_splits(tmp_path, celeba_paths):
   names = [p.name for p in celeba_paths[:6]]
   part = tmp_path / "list_eval_partition.txt"
   part.write_text("".join(f"{n} {i % 3}\n" for i, n in enumerate(names[:5])))  # one missing
-  (summary,) = build.main(["--src", str(src), "--data_dir", str(tmp_path / "tfds"),
-                           "--config", "rect", "--size", "32", "--workers", "1",
+  (summary,) = build_datasets(["--src", str(src), "--data_dir", str(tmp_path / "tfds"),
+                           "--occlusions", "rect", "--size", "32", "--workers", "1",
                            "--partition", str(part)])
   assert summary["examples"] == {"train": 2, "validation": 2, "test": 1}
   assert [pathlib.Path(s["file"]).name for s in summary["skipped"]] == [names[5]]
@@ -105,12 +106,12 @@ def test_partition_file_decides_the_splits(tmp_path, celeba_paths):
 @pytest.mark.slow  # finds faces with dlib: the end-to-end tier
 def test_a_rerun_of_a_complete_build_changes_nothing(tmp_path, celeba_paths):
   src = _photo_folder(tmp_path / "photos", celeba_paths[:3])
-  args = ["--src", str(src), "--data_dir", str(tmp_path / "tfds"), "--config", "rect",
+  args = ["--src", str(src), "--data_dir", str(tmp_path / "tfds"), "--occlusions", "rect",
           "--size", "32", "--workers", "1", "--require_splits", "train"]  # 3 photos: no test
-  build.main(args)
+  build_datasets(args)
   info = builder.find_builder_dir(tmp_path / "tfds", "rect_32") / "dataset_info.json"
   before = info.stat().st_mtime_ns
-  build.main(args)
+  build_datasets(args)
   assert info.stat().st_mtime_ns == before
 
 
@@ -119,7 +120,7 @@ def test_a_rerun_of_a_complete_build_changes_nothing(tmp_path, celeba_paths):
 def test_an_interrupted_build_is_never_complete_and_a_rerun_finishes_it(tmp_path, sig):
   data_dir = tmp_path / "tfds"
   cmd = [sys.executable, "-m", "data_prep.build", "--src", str(REPO / "sample_data" / "celeba"),
-         "--data_dir", str(data_dir), "--config", "face_mask", "--size", "32", "--workers", "1",
+         "--data_dir", str(data_dir), "--occlusions", "face_mask", "--size", "32", "--workers", "1",
          "--limit", "160"]
   # Ctrl-C in a terminal: SIGINT handled as by default even when the tests themselves run in a
   # background job (which inherits SIGINT ignored, and so would the build).
@@ -184,10 +185,10 @@ def test_limit_draws_the_same_random_subset_with_every_split(tmp_path, celeba_pa
   """The issue's reproduction: 30 photos, the first 20 train, 5 validation, 5 test; --limit 15
   used to keep the first 15 photos, all of them train."""
   src, part, names = _celeba_style_folder(tmp_path, celeba_paths, (20, 5, 5))
-  args = ["--src", str(src), "--partition", str(part), "--config", "rect", "--size", "32",
+  args = ["--src", str(src), "--partition", str(part), "--occlusions", "rect", "--size", "32",
           "--limit", "15", "--subset_seed", "5"]
-  (one,) = build.main(args + ["--data_dir", str(tmp_path / "one"), "--workers", "1"])
-  (two,) = build.main(args + ["--data_dir", str(tmp_path / "two"), "--workers", "2"])
+  (one,) = build_datasets(args + ["--data_dir", str(tmp_path / "one"), "--workers", "1"])
+  (two,) = build_datasets(args + ["--data_dir", str(tmp_path / "two"), "--workers", "2"])
   assert one["examples"] == {"train": 10, "validation": 3, "test": 2}
   assert one["subset_seed"] == 5 and one["limit"] == 15
   assert one["subset_sha256"] == two["subset_sha256"]
@@ -205,8 +206,8 @@ def test_limit_draws_the_same_random_subset_with_every_split(tmp_path, celeba_pa
 
   # Another seed draws other photos, and is never served the dataset of the first one.
   with pytest.raises(builder.BuildError, match=r"other options.*subset_seed: 5 \(now 6\)"):
-    build.main(args[:-1] + ["6", "--data_dir", str(tmp_path / "one"), "--workers", "1"])
-  (other,) = build.main(args[:-1] + ["6", "--data_dir", str(tmp_path / "three")])
+    build_datasets(args[:-1] + ["6", "--data_dir", str(tmp_path / "one"), "--workers", "1"])
+  (other,) = build_datasets(args[:-1] + ["6", "--data_dir", str(tmp_path / "three")])
   assert other["subset_sha256"] != one["subset_sha256"]
   assert other["examples"] == one["examples"]
 
@@ -214,18 +215,18 @@ def test_limit_draws_the_same_random_subset_with_every_split(tmp_path, celeba_pa
 @pytest.mark.slow  # finds faces with dlib: the end-to-end tier
 def test_a_build_that_would_leave_a_split_empty_is_an_error(tmp_path, celeba_paths):
   src, part, _ = _celeba_style_folder(tmp_path, celeba_paths, (8, 0, 2))  # no validation
-  base = ["--src", str(src), "--partition", str(part), "--config", "rect", "--size", "32",
+  base = ["--src", str(src), "--partition", str(part), "--occlusions", "rect", "--size", "32",
           "--workers", "1"]
   with pytest.raises(builder.EmptySplitError,
                      match=r"\['validation'\] would be empty.*puts none of the 10 photos"):
-    build.main(base + ["--data_dir", str(tmp_path / "a")])
+    build_datasets(base + ["--data_dir", str(tmp_path / "a")])
   with pytest.raises(FileNotFoundError, match="no complete dataset"):
     builder.find_builder_dir(tmp_path / "a", "rect_32")
   with pytest.raises(builder.EmptySplitError, match="--limit 1 is too small"):
-    build.main(base + ["--data_dir", str(tmp_path / "b"), "--limit", "1",
+    build_datasets(base + ["--data_dir", str(tmp_path / "b"), "--limit", "1",
                        "--require_splits", "train,test"])
   # Saying a split is not needed builds without it.
-  (summary,) = build.main(base + ["--data_dir", str(tmp_path / "c"),
+  (summary,) = build_datasets(base + ["--data_dir", str(tmp_path / "c"),
                                   "--require_splits", "train,test"])
   assert summary["examples"] == {"train": 8, "test": 2} and summary["empty_splits"] == \
       ["validation"]
@@ -238,14 +239,15 @@ def test_a_dataset_of_an_older_build_is_reused_only_if_it_holds_the_same_photos(
   """Summaries written before the random draw had no subset_seed: without --limit they hold
   every photo, as now; with --limit they hold the first N, which is refused."""
   (tmp_path / "photos").mkdir()
-  args = build.parse_args(["--src", str(tmp_path / "photos"), "--data_dir", str(tmp_path)])
+  flags_of = lambda *more: cli.parse(build.define_flags, ["--src", str(tmp_path / "photos"),
+                                                           "--data_dir", str(tmp_path), *more])[0]
+  args = flags_of()
   old = dict(src=str(tmp_path / "photos"), partition=None, limit=None, seed=0, no_face="skip",
              min_face_size=40, examples={"train": 8, "validation": 1, "test": 1})
   build.check_existing(old, args, tmp_path)
   with pytest.raises(builder.EmptySplitError, match=r"no \['test'\] examples"):
     build.check_existing(dict(old, examples={"train": 9, "validation": 1}), args, tmp_path)
-  limited = build.parse_args(["--src", str(tmp_path / "photos"), "--data_dir", str(tmp_path),
-                              "--limit", "10"])
+  limited = flags_of("--limit", "10")
   with pytest.raises(builder.BuildError, match=r"limit: None \(now 10\)"):
     build.check_existing(old, limited, tmp_path)
   with pytest.raises(builder.BuildError, match=r"subset_seed: None \(now 0\).*--overwrite"):

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from data_prep import images
-from maskinpaint_jax import inpaint
+from maskinpaint_jax import cli, inpaint
 
 # Every test restores photos with the checkpoint of a subprocess training run on a dataset built
 # with dlib (conftest.tiny_workdir): the end-to-end tier.
@@ -34,8 +34,8 @@ def photo_folder(tmp_path_factory, photos_dir):
 
 def test_inpaint_a_folder_with_add_mask(tiny_workdir, photo_folder, tmp_path, capsys):
   out = tmp_path / "out"
-  code = inpaint.main([str(photo_folder), "--workdir", str(tiny_workdir), "-o", str(out),
-                       "--add_mask", "random", "--side_by_side", "--save_hole"])
+  code = cli.call(inpaint, [str(photo_folder), "--workdir", str(tiny_workdir), "-o", str(out),
+                             "--add_mask", "random", "--side_by_side", "--save_hole"])
   log = capsys.readouterr()
   assert code == 1  # the wall has no face
   assert "FAILED" in log.err and "wall.png: no face found" in log.err
@@ -65,8 +65,9 @@ def test_inpaint_a_folder_with_add_mask(tiny_workdir, photo_folder, tmp_path, ca
 
 def test_inpaint_blind_mode_on_single_files(tiny_workdir, photo_folder, tmp_path, capsys):
   out = tmp_path / "blind"
-  code = inpaint.main([str(photo_folder / "32bit.png"), str(photo_folder / "two_people.jpg"),
-                       "--workdir", str(tiny_workdir), "-o", str(out)])
+  code = cli.call(inpaint, [str(photo_folder / "32bit.png"),
+                             str(photo_folder / "two_people.jpg"), "--workdir", str(tiny_workdir),
+                             "-o", str(out)])
   assert code == 0, capsys.readouterr().err
   restored = images.load_rgb(out / "32bit_restored.png")
   assert restored.shape == images.load_rgb(photo_folder / "32bit.png").shape
@@ -83,7 +84,7 @@ def test_inpaint_reports_each_unusable_face_and_goes_on(tiny_workdir, photos_dir
   # The frame cuts off the left 40 % of the face (cut off more, and it is not found at all).
   Image.fromarray(np.ascontiguousarray(obama[:, 470:])).save(src / "cut.png")
   out = tmp_path / "out"
-  code = inpaint.main([str(src), "--workdir", str(tiny_workdir), "-o", str(out)])
+  code = cli.call(inpaint, [str(src), "--workdir", str(tiny_workdir), "-o", str(out)])
   log = capsys.readouterr()
   assert code == 1
   assert "masked.jpg: 1 face(s)" in log.out          # a real masked face, found by default
@@ -97,8 +98,8 @@ def test_inpaint_reports_each_unusable_face_and_goes_on(tiny_workdir, photos_dir
 
 def test_inpaint_restores_the_usable_faces_of_a_photo(tiny_workdir, photos_dir, tmp_path, capsys):
   # Faces of about 177 and 166 px: with --min_face_size 172 the smaller one is skipped.
-  code = inpaint.main([str(photos_dir / "two_people.jpg"), "--workdir", str(tiny_workdir),
-                       "-o", str(tmp_path), "--min_face_size", "172"])
+  code = cli.call(inpaint, [str(photos_dir / "two_people.jpg"), "--workdir", str(tiny_workdir),
+                             "-o", str(tmp_path), "--min_face_size", "172"])
   log = capsys.readouterr()
   assert code == 1  # something was skipped
   assert "two_people.jpg: 1 face(s)" in log.out and (tmp_path / "two_people_restored.png").exists()
@@ -109,16 +110,16 @@ def test_inpaint_restores_the_usable_faces_of_a_photo(tiny_workdir, photos_dir, 
 
 def test_inpaint_face_finder_flag(tiny_workdir, repo, tmp_path, capsys):
   masked = repo / "sample_data" / "realmask" / "0_0_50.jpg"
-  code = inpaint.main([str(masked), "--workdir", str(tiny_workdir), "-o", str(tmp_path),
-                       "--face_finder", "hog"])
+  code = cli.call(inpaint, [str(masked), "--workdir", str(tiny_workdir), "-o", str(tmp_path),
+                             "--face_finder", "hog"])
   assert code == 1 and "0_0_50.jpg: no face found" in capsys.readouterr().err  # HOG misses it
 
 
 def test_real_mask_is_located_and_only_it_is_redrawn(tiny_workdir, repo, tmp_path, capsys):
   from data_prep import mesh_faces
   path = repo / "sample_data" / "realmask" / "0_0_50.jpg"
-  code = inpaint.main([str(path), "--workdir", str(tiny_workdir), "-o", str(tmp_path),
-                       "--save_hole", "--side_by_side"])
+  code = cli.call(inpaint, [str(path), "--workdir", str(tiny_workdir), "-o", str(tmp_path),
+                             "--save_hole", "--side_by_side"])
   assert code == 0, capsys.readouterr().err
   photo = images.load_rgb(path)
   hole = images.load_rgb(tmp_path / "0_0_50_hole.png")[..., 0] > 127

@@ -59,12 +59,16 @@ def to_markdown(rows, config) -> str:
   return "\n".join(lines)
 
 
-def main(argv):
+def main(argv, f: flags.FlagValues = flags.FLAGS):
   del argv
-  config = flags.FLAGS.config
+  config = f.config
   print(to_markdown(ablation_table(config), config))
 
 
+def define_flags(fv: flags.FlagValues = flags.FLAGS):
+  cli.define_config_flag(fv=fv)
+
+
 if __name__ == "__main__":
-  cli.define_config_flag()
+  define_flags()
   cli.run(main)

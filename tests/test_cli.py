@@ -1,0 +1,114 @@
+"""One command-line convention (maskinpaint_jax/cli.py) for every entry point: absl flags defined
+by `define_flags(fv)`, snake_case names, checks at parse time, `--help` exits 0."""
+
+import importlib
+import re
+
+from absl import flags
+import pytest
+
+from conftest import REPO, run_cli
+from maskinpaint_jax import cli
+
+# Every `python -m` program of the project, and the flags each one needs to parse.
+PROGRAMS = {
+    "data_prep.build": ["--src", str(REPO / "sample_data"), "--data_dir", "/tmp/x"],
+    "data_prep.holes": ["--data_dir", "/tmp/x"],
+    "data_prep.mask_colors": ["--src", "/tmp/x"],
+    "data_prep.bench_faces": ["--src", "/tmp/x"],
+    "maskinpaint_jax.train": ["--config", str(REPO / "configs" / "tiny.py"), "--workdir", "/w"],
+    "maskinpaint_jax.evaluate": [],
+    "maskinpaint_jax.inpaint": ["-o", "/tmp/out", "photo.jpg"],
+    "maskinpaint_jax.demo": [],
+    "maskinpaint_jax.export": ["--workdir", "/w"],
+    "maskinpaint_jax.bench": ["train"],
+    "maskinpaint_jax.recipes": [],
+    "maskinpaint_jax.ablations": ["--config", str(REPO / "configs" / "tiny.py"), "--workdir", "/w"],
+    "maskinpaint_jax.report": [],
+    "maskinpaint_jax.profiling": ["trace_dir"],
+    "maskinpaint_jax.gpu_check": ["--out", "/tmp/out"],
+    "maskinpaint_jax.models.summary": ["--config", str(REPO / "configs" / "tiny.py")],
+}
+
+
+def test_every_python_m_program_of_the_project_is_listed():
+  """A new entry point joins PROGRAMS (and so the checks below)."""
+  mains = {str(p.relative_to(REPO).with_suffix("")).replace("/", ".")
+           for d in ("data_prep", "maskinpaint_jax") for p in (REPO / d).rglob("*.py")
+           if re.search(r'^if __name__ == "__main__":', p.read_text(), re.M)}
+  assert mains == set(PROGRAMS)
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_flags_are_snake_case_and_parse_in_a_fresh_flag_set(name):
+  program = importlib.import_module(name)
+  f, _ = cli.parse(program.define_flags, PROGRAMS[name])
+  own = [fl.name for fl in f.get_flags_for_module(name)]
+  assert own, name
+  for flag in own:
+    assert re.fullmatch(r"[a-z][a-z0-9_]*", flag), (name, flag)
+  assert not any(n in flags.FLAGS for n in own)
+  # Defined again in another fresh set: nothing was registered globally.
+  cli.parse(program.define_flags, PROGRAMS[name])
+
+
+@pytest.mark.parametrize("name, argv, message", [
+    ("data_prep.build", ["--src", "/no/such/dir", "--data_dir", "x"], "not a directory"),
+    ("data_prep.build", ["--src", "sample_data", "--data_dir", "x", "--limit", "0"],
+     "positive integer"),
+    ("data_prep.build", ["--src", "sample_data", "--data_dir", "x", "--occlusions", "face"],
+     "choose from face_mask, rect"),
+    ("data_prep.build", ["--src", "sample_data", "--data_dir", "x", "--require_splits", "dev"],
+     "choose from train, validation, test"),
+    ("data_prep.build", ["--src", "sample_data"], "--data_dir"),
+    ("maskinpaint_jax.inpaint", ["photo.jpg", "-o", "x", "--add_mask", "scarf"], "surgical"),
+    ("maskinpaint_jax.inpaint", ["photo.jpg", "-o", "x", "--face_finder", "cnn"], "mesh"),
+    ("maskinpaint_jax.gpu_check", ["--out", "x", "--phases", "bench,deploy"], "choose from"),
+    ("data_prep.holes", ["--data_dir", "x", "--landmarks", "dlib"], "stored, mesh"),
+])
+def test_a_bad_flag_is_refused_when_parsed_and_named(monkeypatch, name, argv, message):
+  monkeypatch.chdir(REPO)
+  program = importlib.import_module(name)
+  with pytest.raises(flags.Error, match=re.escape(message)):
+    cli.parse(program.define_flags, argv)
+
+
+def test_bool_list_and_short_flags_read_as_on_the_command_line():
+  from data_prep import build
+  from maskinpaint_jax import inpaint
+  f, _ = cli.parse(build.define_flags, ["--src", str(REPO / "sample_data"), "--data_dir", "d",
+                                        "--occlusions", "face_mask,rect", "--require_splits=",
+                                        "--overwrite"])
+  assert f.occlusions == ["face_mask", "rect"] and f.require_splits == [] and f.overwrite
+  f, rest = cli.parse(inpaint.define_flags, ["a.jpg", "-o", "out", "b/", "--noside_by_side"])
+  assert rest == ["a.jpg", "b/"] and f.out == "out" and f.side_by_side is False
+
+
+@pytest.mark.slow  # one interpreter per program
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_help_exits_0_and_lists_the_programs_flags(name):
+  r = run_cli([name, "--help"], timeout=120)
+  assert r.returncode == 0, r.stderr
+  program = importlib.import_module(name)
+  f, _ = cli.parse(program.define_flags, PROGRAMS[name])
+  for flag in f.get_flags_for_module(name):
+    shown = f"--[no]{flag.name}" if flag.boolean else f"--{flag.name}"
+    assert shown in r.stdout, (name, flag.name)
+
+
+@pytest.mark.slow
+def test_a_bad_flag_on_the_command_line_is_one_error_line_and_status_2():
+  r = run_cli(["data_prep.build", "--src", "sample_data", "--data_dir", "/tmp/x", "--limit", "0"],
+              timeout=120)
+  assert r.returncode == 2
+  assert r.stderr.strip() == "error: flag --limit=0: 0 is not a positive integer"
+  r = run_cli(["maskinpaint_jax.inpaint", "-o", "/tmp/x"], timeout=120)  # no photo named
+  assert r.returncode == 2 and "name at least one photo" in r.stderr
+
+
+def test_config_overrides_apply_in_a_fresh_flag_set():
+  from maskinpaint_jax import train
+  f, _ = cli.parse(train.define_flags, ["--config", REPO / "configs" / "tiny.py", "--workdir",
+                                        "w", "--config.batch_size=4", "--config.model.mmrm=false"])
+  assert f.config.batch_size == 4 and f.config.model.mmrm is False
+  assert cli.load_config(REPO / "configs" / "tiny.py").batch_size != 4
