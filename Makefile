@@ -25,11 +25,15 @@ $(STAMP): pyproject.toml constraints.txt
 demo: install
 	$(PY) -m maskinpaint_jax.demo
 
+# Tests run in TEST_WORKERS processes (pytest-xdist), each test module in one of them (its shared
+# fixtures are made once): XLA compiles a program on one core, so a second worker uses the
+# second core of a 2-core machine. TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest -q -rfEs tests
+	$(PY) -m pytest -q -rfEs -n $(TEST_WORKERS) --dist loadscope tests
 
 test-fast: install
-	$(PY) -m pytest -q -rfEs -m "not slow" tests
+	$(PY) -m pytest -q -rfEs -n $(TEST_WORKERS) --dist loadscope -m "not slow" tests
 
 # Re-measures the CPU numbers of docs/benchmarks.md on this machine (about 10 minutes).
 BENCH := $(PY) -m maskinpaint_jax.bench

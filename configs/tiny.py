@@ -4,7 +4,9 @@ r"""The smallest configuration: smoke tests, CI and the layout/scaling checks (s
       --size 32 --limit 48
   python -m maskinpaint_jax.train --config configs/tiny.py --workdir runs/tiny/train
 
-32 px, a 2-level U-Net of width 4, batch 8. It learns nothing useful; it exercises everything.
+32 px, a 1-level U-Net of width 4 (every kind of block once: MMRM with both attentions, down-
+and up-sampling, a skip with channel attention), batch 8. It learns nothing useful; it exercises
+everything, and compiles about 40 % faster than two levels (the test tiers compile it often).
 """
 
 import pathlib
@@ -21,7 +23,7 @@ def get_config():
   config.batch_size = 8
   config.num_train_steps = 6
   config.model.base_width = 4
-  config.model.width_multipliers = (1, 2)
+  config.model.width_multipliers = (1,)
   config.model.spatial_attention_kernel = 3
   config.disc.widths = (4, 8, 8)
   config.log_every_steps = 2

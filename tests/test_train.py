@@ -49,12 +49,13 @@ def mock_module():
     yield tiny_config("mock", **{"data.train_datasets": "face_mask,rect"})
 
 
-def _run_steps(config, devices, batches):
-  """(parts, initial state, final state, per-step metrics) of `batches` on `devices`."""
+def _run_steps(config, devices, batches, initial=None):
+  """(parts, initial state, final state, per-step metrics) of `batches` on `devices`, from
+  `initial` (host arrays; default: parts.init())."""
   mesh = train.make_mesh(devices)
   parts = train.build(config, mesh)
   _, data_sharding = train.mesh_shardings(mesh)
-  state = parts.init()
+  state = parts.init() if initial is None else jax.device_put(initial, parts.state_sharding)
   initial = jax.device_get(state)
   history = []
   for b in batches:
@@ -66,8 +67,9 @@ def _run_steps(config, devices, batches):
 @pytest.fixture(scope="module")
 def one_and_eight(mock_module):
   batches = _host_batches(mock_module, 3)
-  return batches, _run_steps(mock_module, jax.devices()[:1], batches), _run_steps(
-      mock_module, jax.devices(), batches)
+  one = _run_steps(mock_module, jax.devices()[:1], batches)
+  # The 8-device run starts from the same initial state (init compiled once, not twice).
+  return batches, one, _run_steps(mock_module, jax.devices(), batches, initial=one[1])
 
 
 def test_eight_device_step_equals_one_device_step(one_and_eight):
