@@ -241,7 +241,7 @@ def contact_sheet(photos, results, path, tile: int = 160, cols: int = 12):
 
 
 def main(argv, f: flags.FlagValues = flags.FLAGS) -> int:
-  del argv
+  cli.no_args(argv)
   photos = [(p.name, images.load_rgb(p)) for p in images.list_images(f.src)[:f.limit]]
   negatives = no_face_images(f.no_face_dir, f.seed)
   step = max(1, len(photos) // f.timing_photos)  # spread over tight crops and crowds

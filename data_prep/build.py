@@ -29,7 +29,7 @@ import shutil
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 import tensorflow_datasets as tfds
 import tqdm
 
@@ -214,8 +214,7 @@ def build_all(f: flags.FlagValues) -> list[dict]:
 
 
 def main(argv, f: flags.FlagValues = flags.FLAGS) -> int:
-  if argv:
-    raise app.UsageError(f"unexpected arguments {argv}: every option is a --flag", exitcode=2)
+  cli.no_args(argv)
   try:
     build_all(f)
   except builder_lib.BuildError as e:

@@ -427,6 +427,6 @@ def find_builder_dir(data_dir: str | os.PathLike, name: str) -> pathlib.Path:
     raise FileNotFoundError(
         f"no complete dataset 'masked_faces/{name}' under {pathlib.Path(data_dir).absolute()}. "
         f"Build it: python -m data_prep.build --src PHOTOS --data_dir {data_dir} "
-        f"--config {name.rsplit('_', 1)[0] if name[-1].isdigit() else name}"
+        f"--occlusions {name.rsplit('_', 1)[0] if name[-1].isdigit() else name}"
         + (f" --size {name.rsplit('_', 1)[1]}" if name[-1].isdigit() else ""))
   return versions[-1]

@@ -231,7 +231,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS):
 
 
 def main(argv, f: flags.FlagValues = flags.FLAGS):
-  del argv
+  cli.no_args(argv)
   from data_prep import builder  # pylint: disable=g-import-not-at-top
   source = builder.data_source(f.data_dir, builder.config_name("face_mask", f.size), f.split)
   results = {}

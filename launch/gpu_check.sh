@@ -12,7 +12,8 @@
 #   launch/gpu_check.sh [OUT]          (default: $OUT if set, else runs/gpu_check/out)
 #   TOY=1 launch/gpu_check.sh OUT      the same on CPU at toy size, end to end in minutes:
 #       configs/tiny.py at 32 px, 48 photos of sample_data/celeba, 8 fake CPU devices, 20 s of
-#       training, per-device batches 1-2 (what tests/test_gpu_check.py runs).
+#       training, per-device batches 1-2 (tests/test_gpu_check.py runs it with BATCH_MAX=1,
+#       BUDGET_S=5).
 #
 # Knobs (environment; TOY=1 changes the defaults shown in brackets): CONFIG (configs/default.py
 # [configs/tiny.py]), SIZE (128 [32]), SRC (comma-separated photo folders,

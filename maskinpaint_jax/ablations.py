@@ -30,7 +30,7 @@ import time
 import jax
 import ml_collections
 import numpy as np
-from absl import flags
+from absl import app, flags
 
 from maskinpaint_jax import checkpoint, cli, distributed, evaluate, input_pipeline, models, train
 
@@ -210,12 +210,12 @@ def write_tables(root: pathlib.Path, runs: list[Run], rows: dict[str, dict], spl
 
 
 def main(argv, f: flags.FlagValues = flags.FLAGS):
-  del argv
+  cli.no_args(argv)
   try:
     occlusions = parse_names(f.occlusions, tuple(TABLES), "occlusions")
     variants = parse_names(f.variants, VARIANTS, "variants")
   except ValueError as e:
-    raise SystemExit(f"error: {e}") from None
+    raise app.UsageError(str(e), exitcode=2) from None
   distributed.initialize(f)
   if f.stage != "train" and jax.process_count() > 1:
     raise SystemExit(f"error: --stage {f.stage} runs in one process; with several, run --stage "

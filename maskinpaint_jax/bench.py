@@ -41,16 +41,14 @@ from absl import app, flags
 
 from maskinpaint_jax import cli, report
 
-FLAGS = flags.FLAGS
-
 # Dense peak TFLOP/s by device kind substring: (bfloat16, float32 via TF32).
 PEAKS = {"H100": (989.0, 494.0), "H200": (989.0, 494.0), "A100": (312.0, 156.0)}
 
 
-def peak_flops(dtype: str):
+def peak_flops(dtype: str, peak_tflops: float | None = None):
   import jax  # pylint: disable=g-import-not-at-top
-  if FLAGS.peak_tflops:
-    return FLAGS.peak_tflops * 1e12
+  if peak_tflops:
+    return peak_tflops * 1e12
   kind = getattr(jax.devices()[0], "device_kind", "")
   for name, (bf16, f32) in PEAKS.items():
     if name in kind:
@@ -93,13 +91,13 @@ class TrainRunner:
     return times
 
 
-def prepare_train(config, n_devices: int) -> TrainRunner:
+def prepare_train(config, n_devices: int, f: flags.FlagValues) -> TrainRunner:
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from maskinpaint_jax import train  # pylint: disable=g-import-not-at-top
   devices = jax.devices()[:n_devices]
-  if FLAGS.per_device_batch:
-    config.batch_size = FLAGS.per_device_batch * n_devices
+  if f.per_device_batch:
+    config.batch_size = f.per_device_batch * n_devices
   size, b = config.data.image_size, config.batch_size
   train.check_batch_layout(config, n_devices)
   mesh = train.make_mesh(devices)
@@ -119,14 +117,14 @@ def prepare_train(config, n_devices: int) -> TrainRunner:
   # An SPMD-partitioned step reports the FLOPs of one device's program.
   flops = (float(cost.get("flops", 0.0)) if cost else 0.0) * n_devices
   runner = TrainRunner(compiled, state, batch, devices, compile_s, flops)
-  runner.time_steps(FLAGS.warmup)
+  runner.time_steps(f.warmup)
   return runner
 
 
-def train_row(config, runner: TrainRunner, times: list[float]) -> dict:
+def train_row(config, runner: TrainRunner, times: list[float], peak_tflops=None) -> dict:
   med, n = statistics.median(times), len(runner.devices)
   mem, mem_kind = peak_memory_bytes(runner.devices)
-  peak = peak_flops(config.model.dtype)
+  peak = peak_flops(config.model.dtype, peak_tflops)
   return dict(devices=n, batch=config.batch_size, image_size=config.data.image_size,
               dtype=config.model.dtype, compile_s=runner.compile_s, step_s=med,
               step_s_min=min(times), img_per_s=config.batch_size / med,
@@ -135,7 +133,7 @@ def train_row(config, runner: TrainRunner, times: list[float]) -> dict:
               memory_kind=mem_kind, memory_limit_bytes=memory_limit_bytes(runner.devices))
 
 
-def profile_step(runner: TrainRunner, log_dir: str) -> dict:
+def profile_step(runner: TrainRunner, log_dir: str, top: int) -> dict:
   """Traces one more step and returns its top ops (profiling.top_ops of the train step), or
   {"error": ...}: a profiler that cannot trace here costs the top ops, not the measurement."""
   import jax  # pylint: disable=g-import-not-at-top
@@ -143,20 +141,22 @@ def profile_step(runner: TrainRunner, log_dir: str) -> dict:
   try:
     with jax.profiler.trace(log_dir):
       runner.time_steps(1)
-    return profiling.top_ops(log_dir, module="train_step", top=FLAGS.profile_top)
+    return profiling.top_ops(log_dir, module="train_step", top=top)
   except Exception as e:  # pylint: disable=broad-except
     return {"error": f"{type(e).__name__}: {e}"}
 
 
-def bench_train(config, n_devices: int) -> dict:
-  runner = prepare_train(config, n_devices)
-  row = train_row(config, runner, runner.time_steps(FLAGS.steps))
-  if FLAGS.profile_dir:  # after the row: the trace does not touch the peak memory measured
-    row["profile"] = profile_step(runner, os.path.join(FLAGS.profile_dir, f"devices{n_devices}"))
+def bench_train(config, n_devices: int, f: flags.FlagValues) -> dict:
+  runner = prepare_train(config, n_devices, f)
+  row = train_row(config, runner, runner.time_steps(f.steps), f.peak_tflops)
+  if f.profile_dir:  # after the row: the trace does not touch the peak memory measured
+    row["profile"] = profile_step(runner, os.path.join(f.profile_dir, f"devices{n_devices}"),
+                                  f.profile_top)
   return row
 
 
-def bench_compare(config, key: str, values: list[str], rounds: int = 5) -> list[dict]:
+def bench_compare(config, key: str, values: list[str], f: flags.FlagValues,
+                  rounds: int = 5) -> list[dict]:
   """Before / after in one run: each variant of `key` compiled once, then timed in alternating
   blocks of --steps / rounds steps, so machine noise hits every variant alike."""
   import jax  # pylint: disable=g-import-not-at-top
@@ -164,13 +164,14 @@ def bench_compare(config, key: str, values: list[str], rounds: int = 5) -> list[
   for v in values:
     c = config.copy_and_resolve_references()
     c.update_from_flattened_dict({key: _parse_value(v)})
-    variants.append((v, c, prepare_train(c, jax.device_count())))
+    variants.append((v, c, prepare_train(c, jax.device_count(), f)))
   times = {v: [] for v in values}
-  per_round = max(1, FLAGS.steps // rounds)
+  per_round = max(1, f.steps // rounds)
   for _ in range(rounds):
     for v, _, runner in variants:
       times[v] += runner.time_steps(per_round)
-  return [dict(variant=f"{key}={v}", **train_row(c, r, times[v])) for v, c, r in variants]
+  return [dict(variant=f"{key}={v}", **train_row(c, r, times[v], f.peak_tflops))
+          for v, c, r in variants]
 
 
 def _parse_value(text: str):
@@ -181,7 +182,7 @@ def _parse_value(text: str):
     return text
 
 
-def bench_spatial_attention(config) -> list[dict]:
+def bench_spatial_attention(config, steps: int) -> list[dict]:
   """Forward + backward of the spatial-attention conv (2 -> 1 channels, k x k) at the config's
   full resolution and batch, for each implementation."""
   import jax  # pylint: disable=g-import-not-at-top
@@ -194,28 +195,28 @@ def bench_spatial_attention(config) -> list[dict]:
   for impl in ("conv", "s2d"):
     sa = attention.SpatialAttention(k, impl)
     v = sa.init(jax.random.key(1), x)
-    f = jax.jit(jax.value_and_grad(lambda p, x: jnp.sum(sa.apply(p, x) ** 2), argnums=(0, 1)))
-    jax.block_until_ready(f(v, x))
+    grad = jax.jit(jax.value_and_grad(lambda p, x: jnp.sum(sa.apply(p, x) ** 2), argnums=(0, 1)))
+    jax.block_until_ready(grad(v, x))
     times = []
-    for _ in range(FLAGS.steps):
+    for _ in range(steps):
       t = time.perf_counter()
-      jax.block_until_ready(f(v, x))
+      jax.block_until_ready(grad(v, x))
       times.append(time.perf_counter() - t)
     rows.append(dict(impl=impl, ms=1000 * statistics.median(times)))
   return rows
 
 
-def bench_input(config) -> dict:
+def bench_input(config, f: flags.FlagValues) -> dict:
   import grain  # pylint: disable=g-import-not-at-top
   from maskinpaint_jax import input_pipeline  # pylint: disable=g-import-not-at-top
   it, info = input_pipeline.make_train_iterator(config, shard=grain.sharding.ShardOptions(0, 1))
-  for _ in range(FLAGS.warmup):
+  for _ in range(f.warmup):
     next(it)
   t = time.perf_counter()
-  for _ in range(FLAGS.steps):
+  for _ in range(f.steps):
     next(it)
   dt = time.perf_counter() - t
-  return dict(examples_per_s=FLAGS.steps * config.batch_size / dt, batch=config.batch_size,
+  return dict(examples_per_s=f.steps * config.batch_size / dt, batch=config.batch_size,
               workers=config.data.num_workers, num_examples=info.num_examples)
 
 
@@ -248,8 +249,8 @@ def describe(config) -> str:
           f"spatial attention impl `{m.spatial_attention_impl}`. Synthetic batches")
 
 
-def train_markdown(rows, config) -> str:
-  lines = [f"{describe(config)}; median of {FLAGS.steps} steps after {FLAGS.warmup} warm-up.",
+def train_markdown(rows, config, steps: int, warmup: int) -> str:
+  lines = [f"{describe(config)}; median of {steps} steps after {warmup} warm-up.",
            "",
            "| devices | global batch | step (s, median) | img/s | compile (s) | GFLOP/step (all "
            "devices) | TFLOP/s | MFU | memory |", "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -276,9 +277,9 @@ def train_markdown(rows, config) -> str:
   return "\n".join(lines)
 
 
-def compare_markdown(rows, config) -> str:
+def compare_markdown(rows, config, steps: int) -> str:
   lines = [f"{describe(config)}, batch {config.batch_size}. Each variant compiled once, then "
-           f"timed in alternating blocks (5 rounds, {FLAGS.steps} steps each in all); medians.",
+           f"timed in alternating blocks (5 rounds, {steps} steps each in all); medians.",
            "",
            "| variant | step (s, median) | img/s | GFLOP/step |", "|---|---:|---:|---:|"]
   for r in rows:
@@ -331,85 +332,86 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS):
                       "conv,s2d): the variants timed in alternation in one run.", flag_values=fv)
 
 
-def section_build() -> tuple[str, str]:
+def section_build(f: flags.FlagValues) -> tuple[str, str]:
   """(title, markdown body) of `bench build`."""
-  if not FLAGS.src:
-    raise SystemExit("bench build needs --src")
-  rows = bench_build(FLAGS.src, [int(w) for w in FLAGS.workers.split(",")], FLAGS.limit)
+  if not f.src:
+    raise app.UsageError("bench build needs --src", exitcode=2)
+  rows = bench_build(f.src, [int(w) for w in f.workers.split(",")], f.limit)
   body = "\n".join(["| workers | photos | seconds | img/s | img/s per worker |",
                     "|---:|---:|---:|---:|---:|"] +
                    [f"| {r['workers']} | {r['images']} | {r['seconds']:.1f} | "
                     f"{r['img_per_s']:.1f} | {r['img_per_s_per_worker']:.1f} |" for r in rows])
-  return (f"Dataset build: {pathlib.Path(FLAGS.src).name}, {rows[0]['images']} photos, "
+  return (f"Dataset build: {pathlib.Path(f.src).name}, {rows[0]['images']} photos, "
           "face_mask, 128 px"), body
 
 
-def section_train(config) -> tuple[str, str]:
+def section_train(config, f: flags.FlagValues) -> tuple[str, str]:
   import jax  # pylint: disable=g-import-not-at-top
-  if FLAGS.compare:
-    key, values = FLAGS.compare.split("=", 1)
-    rows = bench_compare(config, key, values.split(","))
+  if f.compare:
+    key, values = f.compare.split("=", 1)
+    rows = bench_compare(config, key, values.split(","), f)
     for r in rows:
       print(json.dumps(r), flush=True)
-    return f"Train step: {FLAGS.label or key}", compare_markdown(rows, config)
-  counts = [int(c) for c in FLAGS.devices.split(",")] if FLAGS.devices else [jax.device_count()]
+    return f"Train step: {f.label or key}", compare_markdown(rows, config, f.steps)
+  counts = [int(c) for c in f.devices.split(",")] if f.devices else [jax.device_count()]
   rows = []
   for n in counts:
-    rows.append(bench_train(config.copy_and_resolve_references(), n))
+    rows.append(bench_train(config.copy_and_resolve_references(), n, f))
     print(json.dumps(rows[-1]), flush=True)
-  return f"Train step: {FLAGS.label or _config_name()}", train_markdown(rows, config)
+  body = train_markdown(rows, config, f.steps, f.warmup)
+  return f"Train step: {f.label or _config_name(f)}", body
 
 
-def section_attention(config) -> tuple[str, str]:
-  conv, s2d = bench_spatial_attention(config)
+def section_attention(config, f: flags.FlagValues) -> tuple[str, str]:
+  conv, s2d = bench_spatial_attention(config, f.steps)
   c, k = config, config.model.spatial_attention_kernel
   body = "\n".join(
       [f"Spatial attention ({k}x{k}, 2 -> 1 channels) on a {c.batch_size} x "
        f"{c.data.image_size} x {c.data.image_size} x {c.model.base_width} map, forward + "
-       f"backward, median of {FLAGS.steps}:", "", "| impl | ms |", "|---|---:|"] +
+       f"backward, median of {f.steps}:", "", "| impl | ms |", "|---|---:|"] +
       [f"| {r['impl']} | {r['ms']:.1f} |" for r in (conv, s2d)] +
       ["", f"s2d is {conv['ms'] / s2d['ms']:.1f}x faster than conv (conv ms / s2d ms)"])
-  return f"Spatial attention conv: {FLAGS.label or _config_name()}", body
+  return f"Spatial attention conv: {f.label or _config_name(f)}", body
 
 
-def section_input(config) -> tuple[str, str]:
+def section_input(config, f: flags.FlagValues) -> tuple[str, str]:
   import jax  # pylint: disable=g-import-not-at-top
-  r = bench_input(config)
-  step = bench_train(config.copy_and_resolve_references(), jax.device_count())
+  r = bench_input(config, f)
+  step = bench_train(config.copy_and_resolve_references(), jax.device_count(), f)
   body = (f"Grain pipeline alone: **{r['examples_per_s']:.0f} examples/s** (batch "
           f"{r['batch']}, {r['workers']} worker process(es), {r['num_examples']} examples, "
           f"decoding 3 PNGs and flipping per example). The train step of the same config "
           f"consumes **{step['img_per_s']:.1f} img/s** on {step['devices']} device(s): the "
           f"pipeline has {r['examples_per_s'] / step['img_per_s']:.0f}x headroom.")
-  return f"Input pipeline: {FLAGS.label or _config_name()}", body
+  return f"Input pipeline: {f.label or _config_name(f)}", body
 
 
 SECTIONS = {"train": section_train, "input": section_input, "attention": section_attention}
 
 
-def main(argv):
+def main(argv, f: flags.FlagValues = flags.FLAGS):
   if len(argv) != 1 or argv[0] not in ("build", *SECTIONS):
     raise app.UsageError("name one benchmark: train, input, build or attention", exitcode=2)
   what = argv[0]
-  if FLAGS.fake_cpu_devices:
+  if f.fake_cpu_devices:
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                               f" --xla_force_host_platform_device_count={FLAGS.fake_cpu_devices}")
+                               f" --xla_force_host_platform_device_count={f.fake_cpu_devices}")
   command = "python -m maskinpaint_jax.bench " + shlex.join(sys.argv[1:])
   if what == "build":
-    title, body = section_build()
-  elif FLAGS.config is None:
-    raise SystemExit(f"bench {what} needs --config")
+    title, body = section_build(f)
+  elif f.config is None:
+    raise app.UsageError(f"bench {what} needs --config", exitcode=2)
   else:
-    title, body = SECTIONS[what](FLAGS.config)
+    title, body = SECTIONS[what](f.config, f)
   print(f"\n## {title}\n\n{body}\n")
-  if FLAGS.write:
-    write_section(FLAGS.write, title, body, command)
-    print(f"written to {FLAGS.write}")
+  if f.write:
+    write_section(f.write, title, body, command)
+    print(f"written to {f.write}")
 
 
-def _config_name() -> str:
+def _config_name(f: flags.FlagValues) -> str:
   """The --config file's stem: the default section label."""
-  path = flags.FLAGS["config"].config_filename if "config" in flags.FLAGS else "config"
+  path = f["config"].config_filename if "config" in f else "config"
   return pathlib.Path(path).stem
 
 

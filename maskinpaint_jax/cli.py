@@ -14,9 +14,9 @@ Every entry point (`python -m maskinpaint_jax.X`, `python -m data_prep.X`) does
       cli.run(main)
 
 Flags are defined only when the module runs as a program, so importing it is side-effect free,
-two programs' flags never collide in one process, and `--help` is instant. `call(module, argv)`
-runs a program in-process (tests, `make demo`) with its own FlagValues: the same flags, defaults
-and checks as on the command line. `run` turns a bad flag (an unknown config field, a value of
+two programs' flags never collide in one process, and `--help` is quick. `call(module, argv)`
+runs a program in-process (tests) with its own FlagValues: the same flags, defaults and checks
+as on the command line. `run` turns a bad flag (an unknown config field, a value of
 the wrong type, a failed check) into one `error:` line and exit status 2, not a traceback.
 """
 
@@ -53,6 +53,14 @@ def check_choices(name: str, choices, fv: flags.FlagValues):
   check(name, lambda items: set(items) <= set(choices), f"choose from {', '.join(choices)}", fv)
 
 
+def no_args(argv):
+  """For a program that takes only flags: a stray word (`--flag value` written `--flag
+  value1 value2`, or a bool given a value) is an error, not silently ignored."""
+  if argv:
+    raise app.UsageError(f"unexpected argument(s) {' '.join(argv)}: every option is a --flag, "
+                         "a boolean one --name or --noname", exitcode=2)
+
+
 def parse(define_flags, argv) -> tuple[flags.FlagValues, list[str]]:
   """Parses `argv` (no program name) as the command line would, into a fresh FlagValues.
 
@@ -70,9 +78,14 @@ def parse(define_flags, argv) -> tuple[flags.FlagValues, list[str]]:
 
 
 def call(program, argv):
-  """`program.main` in-process, on `argv` parsed by `program.define_flags` (see the top)."""
+  """`program.main` in-process, on `argv` parsed by `program.define_flags` (see the top).
+  sys.argv is the program's own meanwhile: programs record the command that made a result."""
   fv, rest = parse(program.define_flags, argv)
-  return program.main(rest, fv)
+  saved, sys.argv = sys.argv, [program.__name__, *(str(a) for a in argv)]
+  try:
+    return program.main(rest, fv)
+  finally:
+    sys.argv = saved
 
 
 def load_config(path):
@@ -92,11 +105,12 @@ def _config_overrides(argv):
 
 def parse_or_exit(argv, fv: flags.FlagValues = flags.FLAGS) -> list[str]:
   """`fv(argv)` (argv[0] is the program), or one `error:` line on stderr and exit status 2."""
+  argv = ["--help" if a == "-h" else a for a in argv]  # absl knows --help, -?, not -h
   try:
     return fv(argv)
   except SystemExit as e:
     # absl's --help exits with status 1; asking for help is not a failure.
-    if e.code == 1 and set(argv[1:]) & {"--help", "-h", "-?", "--helpshort", "--helpfull"}:
+    if e.code == 1 and set(argv[1:]) & {"--help", "-?", "--helpshort", "--helpfull"}:
       sys.exit(0)
     raise
   except flags.Error as e:
@@ -123,5 +137,9 @@ def run(main):
   def quiet_main(argv):
     if not any(a.startswith(("--verbosity", "-v=")) for a in sys.argv[1:]):
       logging.set_verbosity(logging.WARNING)
-    return main(argv[1:])
+    try:
+      return main(argv[1:])
+    except app.UsageError as e:  # one line, as for a bad flag (absl would print the whole help)
+      sys.stderr.write(f"error: {e} (--help lists the flags)\n")
+      sys.exit(e.exitcode)
   app.run(quiet_main, flags_parser=parse_or_exit)

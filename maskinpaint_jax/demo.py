@@ -192,7 +192,7 @@ def update_docs(eval_dir: pathlib.Path, inpaint_dir: pathlib.Path):
 
 
 def main(argv, f: flags.FlagValues = flags.FLAGS) -> int:
-  del argv
+  cli.no_args(argv)
   try:
     run_demo(f)
   except subprocess.CalledProcessError as e:

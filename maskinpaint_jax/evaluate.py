@@ -204,7 +204,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS):
 
 
 def main(argv, f: flags.FlagValues = flags.FLAGS):
-  del argv
+  cli.no_args(argv)
   config = f.config if (f["config"].present or f.workdir is None) else None
   out_dir, results = evaluate_model(
       config, f.workdir, split=f.split, step=f.step, out=f.out, lpips_weights=f.lpips_weights,

@@ -22,7 +22,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS):
 
 
 def main(argv, f: flags.FlagValues = flags.FLAGS):
-  del argv
+  cli.no_args(argv)
   out = checkpoint.export_generator(f.workdir, f.out, f.step, note=f.note)
   config, _, step = checkpoint.load_pretrained(out)  # read back: the folder is usable
   print(f"exported step {step} ({config.data.image_size} px, non_blind="

@@ -535,7 +535,7 @@ def write_summary(out: pathlib.Path, summary: dict):
 
 
 def main(argv, f: flags.FlagValues = flags.FLAGS) -> int:
-  del argv
+  cli.no_args(argv)
   args = resolve(f)
   args.out.mkdir(parents=True, exist_ok=True)
   args.work.mkdir(parents=True, exist_ok=True)

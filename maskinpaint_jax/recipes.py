@@ -150,7 +150,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS):
 
 
 def main(argv, f: flags.FlagValues = flags.FLAGS):
-  del argv
+  cli.no_args(argv)
   sections = []
   if f.runs:
     # In the order they were started: the first is the reference the others differ from.

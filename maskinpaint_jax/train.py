@@ -501,7 +501,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS):
 
 
 def main(argv, f: flags.FlagValues = flags.FLAGS):
-  del argv
+  cli.no_args(argv)
   distributed.initialize(f)
   train_and_evaluate(f.config, f.workdir)
 

@@ -99,12 +99,15 @@ def made_once(tmp_path_factory, name: str, make) -> pathlib.Path:
     folder = tmp_path_factory.mktemp(name)
     make(folder)
     return folder
+  import shutil
+
   import filelock
   root = tmp_path_factory.getbasetemp().parent  # this run's, shared by its workers
   folder, done = root / name, root / f"{name}.done"
   with filelock.FileLock(str(root / f"{name}.lock")):
-    if not done.exists():
-      folder.mkdir(exist_ok=True)
+    if not done.exists():  # made by nobody yet, or by a worker that failed half-way
+      shutil.rmtree(folder, ignore_errors=True)
+      folder.mkdir()
       make(folder)
       done.touch()
   return folder

@@ -3,8 +3,10 @@ by `define_flags(fv)`, snake_case names, checks at parse time, `--help` exits 0.
 
 import importlib
 import re
+import sys
+import types
 
-from absl import flags
+from absl import app, flags
 import pytest
 
 from conftest import REPO, run_cli
@@ -97,13 +99,17 @@ def test_help_exits_0_and_lists_the_programs_flags(name):
 
 
 @pytest.mark.slow
-def test_a_bad_flag_on_the_command_line_is_one_error_line_and_status_2():
+def test_a_bad_flag_or_argument_on_the_command_line_is_one_error_line_and_status_2():
   r = run_cli(["data_prep.build", "--src", "sample_data", "--data_dir", "/tmp/x", "--limit", "0"],
               timeout=120)
   assert r.returncode == 2
   assert r.stderr.strip() == "error: flag --limit=0: 0 is not a positive integer"
   r = run_cli(["maskinpaint_jax.inpaint", "-o", "/tmp/x"], timeout=120)  # no photo named
-  assert r.returncode == 2 and "name at least one photo" in r.stderr
+  assert r.returncode == 2
+  assert r.stderr.strip().startswith("error: name at least one photo") and "\n" not in \
+      r.stderr.strip()
+  r = run_cli(["data_prep.holes", "-h"], timeout=120)
+  assert r.returncode == 0 and "--landmarks" in r.stdout
 
 
 def test_config_overrides_apply_in_a_fresh_flag_set():
@@ -112,3 +118,26 @@ def test_config_overrides_apply_in_a_fresh_flag_set():
                                         "w", "--config.batch_size=4", "--config.model.mmrm=false"])
   assert f.config.batch_size == 4 and f.config.model.mmrm is False
   assert cli.load_config(REPO / "configs" / "tiny.py").batch_size != 4
+
+
+@pytest.mark.parametrize("name, argv", [
+    ("data_prep.holes", ["--data_dir", "x", "--landmarks", "stored", "mesh"]),
+    ("maskinpaint_jax.demo", ["--update_readme", "false"]),
+    ("data_prep.build", ["--src", str(REPO / "sample_data"), "--data_dir", "x", "extra"]),
+])
+def test_a_stray_word_is_refused_not_ignored(name, argv):
+  with pytest.raises(app.UsageError, match="unexpected argument") as error:
+    cli.call(importlib.import_module(name), argv)
+  assert error.value.exitcode == 2
+
+
+def test_call_gives_the_program_its_own_command_line(monkeypatch):
+  monkeypatch.setattr(sys, "argv", ["pytest", "-q"])
+  seen = {}
+  program = types.SimpleNamespace(
+      __name__="some.program",
+      define_flags=lambda fv: flags.DEFINE_integer("n", 1, "n", flag_values=fv),
+      main=lambda argv, f: seen.update(argv=list(sys.argv), rest=argv, n=f.n))
+  cli.call(program, ["a", "--n", "3"])
+  assert seen == {"argv": ["some.program", "a", "--n", "3"], "rest": ["a"], "n": 3}
+  assert sys.argv == ["pytest", "-q"]

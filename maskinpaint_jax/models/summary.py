@@ -60,7 +60,7 @@ def to_markdown(rows, config) -> str:
 
 
 def main(argv, f: flags.FlagValues = flags.FLAGS):
-  del argv
+  cli.no_args(argv)
   config = f.config
   print(to_markdown(ablation_table(config), config))
 
