@@ -98,8 +98,8 @@ def write_report(runs: pathlib.Path, results: dict, timings: dict, inpaint_dir: 
     if sides:
       lines += [f"`maskinpaint_jax.inpaint` on {what}:", ""]
       lines += [f"![{p.stem}]({rel(p)})" for p in sides] + [""]
-  lines += [f"Full evaluation tables, per mask style and identity: `{rel(eval_dir / 'results.md')}`.",
-            ""]
+  tables = rel(eval_dir / "results.md")
+  lines += [f"Full evaluation tables, per mask style and identity: `{tables}`.", ""]
   path = runs / "report.md"
   path.write_text("\n".join(lines))
   return path

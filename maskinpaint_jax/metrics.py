@@ -67,7 +67,8 @@ class LPIPSNet(nn.Module):
   @nn.compact
   def __call__(self, x, t):
     import flaxmodels.vgg as vgg  # pylint: disable=g-import-not-at-top  (lpips-j's VGG)
-    from lpips_j.lpips import normalize_tensor, spatial_average  # pylint: disable=g-import-not-at-top
+    from lpips_j.lpips import (  # pylint: disable=g-import-not-at-top
+        normalize_tensor, spatial_average)
     features = vgg.VGG(output="activations", pretrained=None, architecture="vgg16",
                        include_head=False, name="vgg")
     fx, ft = features((x + 1) / 2), features((t + 1) / 2)

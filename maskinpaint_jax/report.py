@@ -58,7 +58,8 @@ def results_markdown(results: dict, heading_level: int = 3) -> str:
   for name, res in results["datasets"].items():
     a = res["summary"]["all"]
     lines += ["", f"{h} {name} ({a['n']} test images)", "",
-              "| Method | PSNR (dB) | PSNR hole (dB) | SSIM (%) | LPIPS (x100) | identity distance |",
+              "| Method | PSNR (dB) | PSNR hole (dB) | SSIM (%) | LPIPS (x100) | "
+              "identity distance |",
               "|---|---:|---:|---:|---:|---:|"]
     lines += [_row(LABELS[m], a[m]) for m in METHODS]
     lines += ["", comparison_sentence(res["summary"])]
