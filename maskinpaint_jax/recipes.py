@@ -21,9 +21,10 @@ import jax
 import ml_collections
 import numpy as np
 from absl import flags
+from flax import traverse_util
 
 from data_prep import masks as data_masks
-from maskinpaint_jax import baselines, bench, cli, input_pipeline, metrics
+from maskinpaint_jax import baselines, bench, cli, metrics, train
 
 STYLES = data_masks.MASK_TYPES
 
@@ -43,13 +44,12 @@ def read_run(workdir: pathlib.Path) -> dict:
 
 def telea_reference(config) -> dict[str, float]:
   """Telea's hole PSNR per style on the validation images train.py validates on."""
-  batch = input_pipeline.fixed_batch(config.data.data_dir, config.data.train_datasets,
-                                     config.data.image_size, "validation",
-                                     config.num_eval_images)
+  if "validation_split" not in config.data:  # a run from before the field existed
+    config.data.validation_split = "validation"
+  _, batch = train.validation_batch(config)
   filled = baselines.telea(batch["masked"], batch["hole"])
   per_image = np.asarray(jax.device_get(metrics.psnr(filled, batch["clean"], batch["hole"])))
-  out = {STYLES[t]: float(per_image[batch["mask_type"] == t].mean())
-         for t in np.unique(batch["mask_type"])}
+  out = train.per_style(per_image, batch["mask_type"])
   face = np.isin(batch["mask_type"], [STYLES.index(s) for s in data_masks.FACE_MASK_STYLES])
   out["face_mask"] = float(per_image[face].mean()) if face.any() else math.nan
   return out
@@ -65,7 +65,7 @@ def style_columns(row: dict) -> dict[str, float]:
 
 def _diff(config, base) -> str:
   """The fields where a run's config differs from the first run's, as overrides."""
-  a, b = _flatten(config.to_dict()), _flatten(base.to_dict())
+  a, b = (traverse_util.flatten_dict(c.to_dict(), sep=".") for c in (config, base))
   # Fields the reference lacks were added to the code later, not chosen: left out.
   keys = [k for k in sorted(a) if k in b and a[k] != b[k] and not k.startswith(
       ("num_train_steps", "eval_every", "checkpoint_every", "keep_checkpoints",
@@ -73,11 +73,6 @@ def _diff(config, base) -> str:
   return ", ".join(f"{k}={a[k]}" for k in keys) or "(reference)"
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-  out = {}
-  for k, v in d.items():
-    out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-  return out
 
 
 COLUMNS = ("face_mask",) + STYLES

@@ -5,6 +5,7 @@
   makes repeated runs and the many subprocess-based tests much faster.
 """
 
+import contextlib
 import os
 import pathlib
 import sys
@@ -174,14 +175,22 @@ def mock_source(data_dir, name: str, split: str, splits=None):
   return examples
 
 
-@pytest.fixture
-def mock_data(monkeypatch):
+@contextlib.contextmanager
+def mocked_datasets():
   """Every dataset read in memory from `mock_source` instead of from disk (as the Flax examples'
   train_test.py does with tfds.testing.mock_data): no photos, no face finding, no build. Yields
   a tiny config over the face_mask and rect mocks."""
   from data_prep import builder
-  monkeypatch.setattr(builder, "data_source", mock_source)
-  yield tiny_config("mock", **{"data.train_datasets": "face_mask,rect"})
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(builder, "data_source", mock_source)
+    yield tiny_config("mock", **{"data.train_datasets": "face_mask,rect"})
+
+
+@pytest.fixture
+def mock_data():
+  """mocked_datasets() for one test."""
+  with mocked_datasets() as config:
+    yield config
 
 
 def run_cli(args, timeout=600, **kwargs):

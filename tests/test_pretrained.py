@@ -13,20 +13,16 @@ from maskinpaint_jax import checkpoint, inference, models
 
 
 @functools.cache
-def _tiny_params(non_blind: bool):
+def _tiny_model(non_blind: bool = False):
+  """(tiny config, generator params), initialised once per variant for the whole module."""
   config = tiny_config("unused", **{"model.non_blind": non_blind})
   image, hole = (jnp.zeros(s.shape, s.dtype) for s in models.example_inputs(32))
   init = jax.jit(models.make_generator(config.model).init)  # one compile, not one per op
-  return init(jax.random.key(1), image, hole)["params"]
-
-
-def _tiny_model(tmp_path, non_blind=False):
-  del tmp_path
-  return tiny_config("unused", **{"model.non_blind": non_blind}), _tiny_params(non_blind)
+  return config, init(jax.random.key(1), image, hole)["params"]
 
 
 def test_round_trip_gives_the_same_outputs(tmp_path):
-  config, params = _tiny_model(tmp_path, non_blind=True)
+  config, params = _tiny_model(non_blind=True)
   out = checkpoint.save_pretrained(tmp_path / "m", config, params, 7, note="test")
   config2, params2, step = checkpoint.load_pretrained(out)
   assert step == 7 and config2.model.non_blind
@@ -40,7 +36,7 @@ def test_round_trip_gives_the_same_outputs(tmp_path):
 
 
 def test_wrong_shapes_are_a_clear_error(tmp_path):
-  config, params = _tiny_model(tmp_path)
+  config, params = _tiny_model()
   out = checkpoint.save_pretrained(tmp_path / "m", config, params, 1)
   # The weights of a width-4 model under a config that says width 8.
   saved = json.loads((out / "config.json").read_text())
@@ -51,7 +47,7 @@ def test_wrong_shapes_are_a_clear_error(tmp_path):
 
 
 def test_corrupt_or_missing_files_are_clear_errors(tmp_path):
-  config, params = _tiny_model(tmp_path)
+  config, params = _tiny_model()
   out = checkpoint.save_pretrained(tmp_path / "m", config, params, 1)
   blob = (out / "generator.msgpack").read_bytes()
   (out / "generator.msgpack").write_bytes(blob[: len(blob) // 2])

@@ -23,7 +23,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from conftest import REPO, build_datasets, mock_source, run_cli, tiny_config
+from conftest import REPO, build_datasets, mock_source, mocked_datasets, run_cli, tiny_config
 from data_prep import builder, masks
 from maskinpaint_jax import checkpoint, cli, input_pipeline, train
 
@@ -43,10 +43,9 @@ def _flat(tree):
 
 @pytest.fixture(scope="module")
 def mock_module():
-  """conftest.mock_data for the module's shared runs: the mock sources and the tiny config."""
-  with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(builder, "data_source", mock_source)
-    yield tiny_config("mock", **{"data.train_datasets": "face_mask,rect"})
+  """conftest.mocked_datasets() for the module's shared runs."""
+  with mocked_datasets() as config:
+    yield config
 
 
 def _run_steps(config, devices, batches, initial=None):
