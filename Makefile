@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 demo: install
-	$(PY) -m maskinpaint_jax.demo
+	$(PY) -m maskinpaint_jax.tools.demo
 
 # Tests run in TEST_WORKERS processes (pytest-xdist), each test module in one of them (its shared
 # fixtures are made once): XLA compiles a program on one core, so a second worker uses the
@@ -36,7 +36,7 @@ test-fast: install
 	$(PY) -m pytest -q -rfEs -n $(TEST_WORKERS) --dist loadscope -m "not slow" tests
 
 # Re-measures the CPU numbers of docs/benchmarks.md on this machine (about 10 minutes).
-BENCH := $(PY) -m maskinpaint_jax.bench
+BENCH := $(PY) -m maskinpaint_jax.tools.bench
 bench: install
 	$(BENCH) train --config configs/demo.py --steps 20 --write docs/benchmarks.md
 	$(BENCH) train --config configs/demo.py --compare model.spatial_attention_impl=conv,s2d \
@@ -51,7 +51,7 @@ bench: install
 
 # Face finders on the shared real masked photos (../shared/data/realmask; about 10 minutes).
 bench-faces: install
-	$(PY) -m data_prep.bench_faces --src ../shared/data/realmask --write docs/benchmarks.md
+	$(PY) -m maskinpaint_jax.tools.bench_faces --src ../shared/data/realmask --write docs/benchmarks.md
 
 # Re-pin after a deliberate upgrade: writes the versions of the current venv.
 lock: install

@@ -3,9 +3,9 @@ r"""The paper's configuration (Liu et al., Table I) on the 128 px face-mask data
 Build the data (40,000 photos drawn at random, per CelebA split), then train (one GPU node; see
 launch/ for several, and for one model per occlusion and the ablations in one command):
 
-  python -m data_prep.build --src /path/img_align_celeba --partition /path/list_eval_partition.txt \
+  python -m maskinpaint_jax.tools.build --src /path/img_align_celeba --partition /path/list_eval_partition.txt \
       --data_dir data/tfds --occlusions face_mask,rect --limit 40000
-  python -m maskinpaint_jax.train --config configs/default.py --workdir runs/paper/face_mask/full
+  python -m maskinpaint_jax.tools.train --config configs/default.py --workdir runs/paper/face_mask/full
 
 Table I: gamma_adv 0.01, gamma_L1 0.95, gamma_TV 0.04, Adam lr 2e-4, batch 1500, 1000 epochs.
 Everything the paper leaves open is chosen here and explained in docs/architecture.md.
@@ -18,7 +18,7 @@ def get_config():
   config = ml_collections.ConfigDict()
   config.seed = 0
 
-  # --- data (built by `python -m data_prep.build`) ---
+  # --- data (built by `python -m maskinpaint_jax.tools.build`) ---
   config.data = ml_collections.ConfigDict()
   config.data.data_dir = "data/tfds"
   config.data.train_datasets = "face_mask"     # builder config(s), comma-separated = mixture

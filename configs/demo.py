@@ -1,6 +1,6 @@
 r"""CPU-sized configuration: what `make demo` trains on the bundled CelebA sample.
 
-  python -m maskinpaint_jax.train --config configs/demo.py --workdir runs/demo/train
+  python -m maskinpaint_jax.tools.train --config configs/demo.py --workdir runs/demo/train
 
 Same model family and losses as configs/default.py, at 64 px with a narrow 3-level U-Net, sized
 to train in about five minutes on 2 CPU cores: 300 steps of 16 images (~7.5 epochs of the

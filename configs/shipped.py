@@ -1,8 +1,8 @@
 r"""The shipped model (pretrained/): what the CPU could train best, for restoring real photos.
 
-  python -m data_prep.build --src data/celeba12k --data_dir data/tfds12k --occlusions face_mask,rect \
+  python -m maskinpaint_jax.tools.build --src data/celeba12k --data_dir data/tfds12k --occlusions face_mask,rect \
       --size 64 --workers 2
-  python -m maskinpaint_jax.train --config configs/shipped.py --workdir runs/shipped
+  python -m maskinpaint_jax.tools.train --config configs/shipped.py --workdir runs/shipped
 
 (data/celeba12k = ../shared/data/celeba + ../shared/data/celeba_extra, 12,000 photos; the
 build's hash split keeps 10 % validation and 10 % test out of training.)

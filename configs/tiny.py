@@ -1,8 +1,8 @@
 r"""The smallest configuration: smoke tests, CI and the layout/scaling checks (seconds per run).
 
-  python -m data_prep.build --src sample_data/celeba --data_dir runs/tiny/tfds --occlusions face_mask \
+  python -m maskinpaint_jax.tools.build --src sample_data/celeba --data_dir runs/tiny/tfds --occlusions face_mask \
       --size 32 --limit 48
-  python -m maskinpaint_jax.train --config configs/tiny.py --workdir runs/tiny/train
+  python -m maskinpaint_jax.tools.train --config configs/tiny.py --workdir runs/tiny/train
 
 32 px, a 1-level U-Net of width 4 (every kind of block once: MMRM with both attentions, down-
 and up-sampling, a skip with channel attention), batch 8. It learns nothing useful; it exercises

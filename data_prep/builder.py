@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 
-from data_prep import faces, images, masks
+from maskinpaint_jax import images, input_pipeline, masks
+from maskinpaint_jax.faces import align, finders
 
 
 def _not_custom_config_notice(record: logging.LogRecord) -> bool:
@@ -41,18 +42,12 @@ def _not_custom_config_notice(record: logging.LogRecord) -> bool:
 
 logging.getLogger("absl").addFilter(_not_custom_config_notice)
 
-OCCLUSIONS = ("face_mask", "rect")
-SPLITS = ("train", "validation", "test")
+OCCLUSIONS, SPLITS = input_pipeline.OCCLUSIONS, input_pipeline.SPLITS
+config_name = input_pipeline.config_name
 # CelebA's list_eval_partition.txt: 0 = train, 1 = validation, 2 = test.
 CELEBA_PARTITION = {"0": "train", "1": "validation", "2": "test"}
 # Without a partition file: a stable hash of the id, 80 / 10 / 10.
 HASH_SPLIT_PERCENT = (80, 10)
-
-
-def config_name(occlusion: str, size: int) -> str:
-  if occlusion not in OCCLUSIONS:
-    raise ValueError(f"occlusion must be one of {OCCLUSIONS}, got {occlusion!r}")
-  return occlusion if size == 128 else f"{occlusion}_{size}"
 
 
 def hash_split(example_id: str) -> str:
@@ -143,7 +138,7 @@ class RenderOptions:
   seed: int = 0
 
 
-_FINDER: faces.FaceFinder | None = None
+_FINDER: finders.FaceFinder | None = None
 
 
 @contextlib.contextmanager
@@ -157,10 +152,10 @@ def photo_pool(workers: int):
     yield functools.partial(pool.imap, chunksize=4)
 
 
-def _finder(min_face_size: int) -> faces.FaceFinder:
+def _finder(min_face_size: int) -> finders.FaceFinder:
   global _FINDER
   if _FINDER is None or _FINDER.min_face_size != min_face_size:
-    _FINDER = faces.FaceFinder(min_face_size=min_face_size)
+    _FINDER = finders.FaceFinder(min_face_size=min_face_size)
   return _FINDER
 
 
@@ -170,7 +165,7 @@ def _never_raise(fn):
   def wrapped(task):
     try:
       return "ok", fn(*task)
-    except (images.ImageLoadError, faces.NoFaceError) as e:
+    except (images.ImageLoadError, finders.NoFaceError) as e:
       return "skip", str(e)
     except Exception as e:  # pylint: disable=broad-except
       return "skip", f"unexpected error: {type(e).__name__}: {e}"
@@ -189,9 +184,9 @@ def render_example(path: str, example_id: str, landmarks, opts: RenderOptions) -
   """Phase 2: crop the face square and put the occlusion on (decoded arrays)."""
   img = images.load_rgb(path)
   landmarks = np.asarray(landmarks, np.float32)
-  matrix = faces.crop_matrix(landmarks, opts.size, img.shape)
-  clean = faces.warp_crop(img, matrix, opts.size)
-  landmarks = faces.transform_points(matrix, landmarks)
+  matrix = align.crop_matrix(landmarks, opts.size, img.shape)
+  clean = align.warp_crop(img, matrix, opts.size)
+  landmarks = align.transform_points(matrix, landmarks)
   if opts.occlusion == "face_mask":
     masked, hole, mask_type = masks.apply_face_mask(
         clean, landmarks, masks.example_rng(opts.seed, example_id))
@@ -353,7 +348,7 @@ class MaskedFaces(tfds.core.GeneratorBasedBuilder):
 
   def _scan(self, photos) -> dict[str, Any]:
     """Phase 1 over every photo, reusing cached results: {path: result or skip reason}."""
-    cache = ScanCache(pathlib.Path(self.data_dir_root) / "_scan_cache" / "faces.jsonl",
+    cache = ScanCache(pathlib.Path(self.data_dir_root) / "_scan_cache" / "finders.jsonl",
                       self._scan_opts)
     keys = {path: cache.key(path) for path, _ in photos}
     todo = [path for path, _ in photos if keys[path] not in cache.entries]
@@ -409,24 +404,3 @@ def builder_config(occlusion: str, size: int):
   if size == 128:
     return config_name(occlusion, size)
   return MaskedFacesConfig(occlusion=occlusion, size=size)
-
-
-def data_source(data_dir: str | os.PathLike, name: str, split: str):
-  """A random-access source of decoded examples (numpy) of a built dataset, without the
-  builder class: reads the dataset's own metadata."""
-  builder_dir = find_builder_dir(data_dir, name)
-  return tfds.builder_from_directory(str(builder_dir)).as_data_source(split=split)
-
-
-def find_builder_dir(data_dir: str | os.PathLike, name: str) -> pathlib.Path:
-  """data_dir/masked_faces/<name>/<version> of a completely built dataset (newest version)."""
-  root = pathlib.Path(data_dir).absolute() / "masked_faces" / name
-  versions = sorted(p for p in root.glob("*") if (p / "dataset_info.json").exists()
-                    and "incomplete" not in p.name) if root.is_dir() else []
-  if not versions:
-    raise FileNotFoundError(
-        f"no complete dataset 'masked_faces/{name}' under {pathlib.Path(data_dir).absolute()}. "
-        f"Build it: python -m data_prep.build --src PHOTOS --data_dir {data_dir} "
-        f"--occlusions {name.rsplit('_', 1)[0] if name[-1].isdigit() else name}"
-        + (f" --size {name.rsplit('_', 1)[1]}" if name[-1].isdigit() else ""))
-  return versions[-1]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check of issue #14 on one GPU node, every result in one folder (not yet run on a GPU:
+# The GPU check on one GPU node, every result in one folder (not yet run on a GPU:
 # plan on BENCH_BUDGET_S + BUDGET_S + the build, start-ups and evaluation, 10-12 minutes):
 #   1. `bench train`, 128 px default config, float32 and bfloat16, each at the largest
 #      per-device batch that fits (found by doubling until out of memory): img/s, step and
@@ -62,4 +62,4 @@ ARGS=(--out "$OUT" --work "$WORK"
 [ -n "${TRAIN_BATCH:-}" ] && ARGS+=(--train_batch "$TRAIN_BATCH")
 mkdir -p "$OUT"
 if command -v nvidia-smi >/dev/null; then nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1 || true; fi
-exec "$PY" -m maskinpaint_jax.gpu_check "${ARGS[@]}"
+exec "$PY" -m maskinpaint_jax.tools.gpu_check "${ARGS[@]}"

@@ -5,7 +5,7 @@
 #
 #   launch/gpu_node.sh /data/celeba/img_align_celeba /data/celeba/list_eval_partition.txt [WORKDIR]
 #
-# The subset is drawn per CelebA split in proportion to its size (data_prep/build.py --limit), so
+# The subset is drawn per CelebA split in proportion to its size (maskinpaint_jax/tools/build.py --limit), so
 # train, validation and test all keep photos. Results: WORKDIR/<occlusion>/full/eval/test-step*/
 # results.md (Tables II / III layout, baselines) and WORKDIR/ablations.md (every run scored).
 # Environment knobs: DATA_DIR (default data/tfds), LIMIT (default 40000, the paper's subset size;
@@ -13,7 +13,7 @@
 # (default face_mask,rect), VARIANTS (default full; all = + the four ablations of Tables IV / V,
 # see launch/ablations.sh), CONFIG (default configs/default.py), BATCH (default: the config's
 # batch rounded up to a multiple of the GPU count), EXTRA (--config.x=y overrides for every run),
-# EVAL_ARGS (more flags of maskinpaint_jax.ablations, e.g. --identity or --lpips_weights DIR).
+# EVAL_ARGS (more flags of maskinpaint_jax.tools.ablations, e.g. --identity or --lpips_weights DIR).
 # A PARTITION of "" splits by a hash of the file name instead. Re-running the script resumes:
 # complete datasets are kept, finished runs skipped, an interrupted run continues from its newest
 # checkpoint, a scored checkpoint is not scored again.
@@ -48,7 +48,7 @@ read -r SIZE CONFIG_BATCH NGPU <<< "$CONFIG_VALUES"
 # 1. Data (CPU): both datasets at the config's size; faces are found once, shared by the builds.
 LIMIT_ARG=(); [ "$LIMIT" != 0 ] && LIMIT_ARG=(--limit "$LIMIT" --subset_seed "$SUBSET_SEED")
 PART_ARG=(); [ -n "$PARTITION" ] && PART_ARG=(--partition "$PARTITION")
-$PY -m data_prep.build --src "$SRC" "${PART_ARG[@]}" --data_dir "$DATA_DIR" \
+$PY -m maskinpaint_jax.tools.build --src "$SRC" "${PART_ARG[@]}" --data_dir "$DATA_DIR" \
     --occlusions "$OCCLUSIONS" --size "$SIZE" --workers "$WORKERS" --no_face fixed_box \
     "${LIMIT_ARG[@]}" --preview 16
 
@@ -58,6 +58,6 @@ BATCH=${BATCH:-$(( (CONFIG_BATCH + NGPU - 1) / NGPU * NGPU ))}
 echo "training on $NGPU device(s), global batch $BATCH: $OCCLUSIONS x $VARIANTS"
 export XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.92}
 # shellcheck disable=SC2086  # EXTRA and EVAL_ARGS are lists of flags
-$PY -m maskinpaint_jax.ablations --config "$CONFIG" --workdir "$WORKDIR" \
+$PY -m maskinpaint_jax.tools.ablations --config "$CONFIG" --workdir "$WORKDIR" \
     --occlusions "$OCCLUSIONS" --variants "$VARIANTS" --config.data.data_dir="$DATA_DIR" \
     --config.batch_size="$BATCH" ${EXTRA:-} ${EVAL_ARGS:-}

@@ -2,7 +2,7 @@
 # Short runs that chose the shipped model's recipe by quality per CPU hour (docs/recipes.md).
 # Each variant trains configs/shipped.py with a few overrides for STEPS steps on the same data
 # and is validated on the same 256 validation images (face-mask styles and rectangles), then
-# `python -m maskinpaint_jax.recipes` tabulates the runs' own metrics.jsonl.
+# `python -m maskinpaint_jax.tools.recipes` tabulates the runs' own metrics.jsonl.
 #   STEPS=400 launch/recipes.sh            (about 30 minutes on 2 CPU cores)
 set -euo pipefail
 STEPS=${STEPS:-400}
@@ -11,7 +11,7 @@ PY=${PY:-.venv/bin/python}
 # name, U-Net levels, then overrides of configs/shipped.py (the winner, with 4 levels).
 run() {
   local name=$1 levels=$2; shift 2
-  $PY -m maskinpaint_jax.train --config configs/shipped.py --workdir "$OUT/$name" \
+  $PY -m maskinpaint_jax.tools.train --config configs/shipped.py --workdir "$OUT/$name" \
     --config.num_train_steps="$STEPS" --config.eval_every_steps=100 \
     --config.checkpoint_every_steps="$STEPS" --config.keep_checkpoints=1 \
     --config.model.width_multipliers="$levels" "$@"
@@ -21,4 +21,4 @@ run non_blind         "(1, 2, 4)" --config.loss.hole_l1_weight=0.0
 run non_blind_hole_l1 "(1, 2, 4)"
 run hole_l1_4_levels  "(1, 2, 4, 8)"
 run hole_l1_lr_2e-3   "(1, 2, 4)" --config.optim.learning_rate=2e-3
-$PY -m maskinpaint_jax.recipes --runs "$OUT" --write docs/recipes.md
+$PY -m maskinpaint_jax.tools.recipes --runs "$OUT" --write docs/recipes.md

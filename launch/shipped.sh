@@ -15,17 +15,17 @@ for d in celeba celeba_extra; do  # file links: the build does not follow folder
   mkdir -p "data/celeba12k/$d"
   ln -sf "$(realpath "$SHARED/$d")"/* "data/celeba12k/$d/"
 done
-$PY -m data_prep.build --src data/celeba12k --data_dir data/tfds12k --occlusions face_mask,rect \
+$PY -m maskinpaint_jax.tools.build --src data/celeba12k --data_dir data/tfds12k --occlusions face_mask,rect \
     --size 64 --workers "$(nproc)"
-$PY -m maskinpaint_jax.train --config configs/shipped.py --workdir runs/shipped \
+$PY -m maskinpaint_jax.tools.train --config configs/shipped.py --workdir runs/shipped \
     ${STEPS:+--config.num_train_steps=$STEPS}
-$PY -m maskinpaint_jax.export --workdir runs/shipped --out pretrained/face_mask_64 \
+$PY -m maskinpaint_jax.tools.export --workdir runs/shipped --out pretrained/face_mask_64 \
     --note "configs/shipped.py on data/tfds12k (../shared/data/celeba + celeba_extra), launch/shipped.sh"
-$PY -m maskinpaint_jax.evaluate --config.data.eval_datasets=face_mask,rect \
+$PY -m maskinpaint_jax.tools.evaluate --config.data.eval_datasets=face_mask,rect \
     --identity=false --out runs/eval/shipped_test  # identity: make demo, on a subset (slow)
 cp runs/eval/shipped_test/results.json docs/shipped_results.json
-$PY -m maskinpaint_jax.report --readme docs/shipped_results.json \
+$PY -m maskinpaint_jax.tools.report --readme docs/shipped_results.json \
     --targets docs/shipped_results.json --write docs/recipes.md
-$PY -m maskinpaint_jax.recipes --curve runs/shipped --curve runs/recipes/blind --write docs/recipes.md
+$PY -m maskinpaint_jax.tools.recipes --curve runs/shipped --curve runs/recipes/blind --write docs/recipes.md
 mkdir -p docs/images
 for f in runs/eval/shipped_test/samples_*.png; do cp "$f" "docs/images/shipped_$(basename "$f")"; done

@@ -93,7 +93,7 @@ def load_workdir(workdir, step: int | None = None):
   available = mngr.all_steps()
   if not available:
     raise FileNotFoundError(f"no checkpoint in {checkpoint_dir(workdir)}: train first "
-                            f"(python -m maskinpaint_jax.train --workdir {workdir} ...)")
+                            f"(python -m maskinpaint_jax.tools.train --workdir {workdir} ...)")
   if step is None:
     step = max(available)
   elif step not in available:
@@ -161,7 +161,7 @@ def load_pretrained(model_dir=None):
   missing = [n for n in (WEIGHTS, CONFIG, MANIFEST) if not (model_dir / n).is_file()]
   if missing:
     raise FileNotFoundError(f"{model_dir} is not a pretrained model folder: {missing} missing "
-                            "(export one with `python -m maskinpaint_jax.export`)")
+                            "(export one with `python -m maskinpaint_jax.tools.export`)")
   manifest = json.loads((model_dir / MANIFEST).read_text())
   blob = (model_dir / WEIGHTS).read_bytes()
   if hashlib.sha256(blob).hexdigest() != manifest["sha256"]:

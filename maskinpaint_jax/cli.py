@@ -1,7 +1,7 @@
 """The one command-line convention: absl flags, snake_case, `--config path.py` plus
 `--config.field=value` overrides where a program takes a model config.
 
-Every entry point (`python -m maskinpaint_jax.X`, `python -m data_prep.X`) does
+Every entry point (`python -m maskinpaint_jax.tools.X`) does
 
     def define_flags(fv: flags.FlagValues = flags.FLAGS):
       flags.DEFINE_string("out", None, "...", required=True, flag_values=fv)

@@ -1,5 +1,5 @@
 """Inpainting with a trained generator: uint8 in, uint8 out, in fixed-size batches (one
-compilation). `fill` is the jittable core (train.py validates with it); `make_filler` wraps it
+compilation). `fill` is the jittable core (the trainer validates with it); `make_filler` wraps it
 for numpy callers (evaluate, inpaint)."""
 
 from __future__ import annotations

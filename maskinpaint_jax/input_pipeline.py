@@ -1,4 +1,4 @@
-"""Grain input pipeline over the TFDS ArrayRecord datasets written by `data_prep.build`.
+"""Grain input pipeline over the TFDS ArrayRecord datasets written by `maskinpaint_jax.tools.build`.
 
 Training order is a pure function of (seed, step), whatever the number of hosts:
 
@@ -17,12 +17,46 @@ The iterator's state (`get_state` / `set_state`) is saved in every checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import os
+import pathlib
 from typing import Any
 
 import grain
 import numpy as np
+import tensorflow_datasets as tfds
 
-from data_prep import builder as data_builder
+# The built datasets' layout (data_prep.builder writes it): data_dir/masked_faces/<name>/<version>,
+# <name> = the occlusion, with a _<size> suffix when not 128 px.
+OCCLUSIONS = ("face_mask", "rect")
+SPLITS = ("train", "validation", "test")
+
+
+def config_name(occlusion: str, size: int) -> str:
+  if occlusion not in OCCLUSIONS:
+    raise ValueError(f"occlusion must be one of {OCCLUSIONS}, got {occlusion!r}")
+  return occlusion if size == 128 else f"{occlusion}_{size}"
+
+
+
+def data_source(data_dir: str | os.PathLike, name: str, split: str):
+  """A random-access source of decoded examples (numpy) of a built dataset, without the
+  builder class: reads the dataset's own metadata."""
+  builder_dir = find_builder_dir(data_dir, name)
+  return tfds.builder_from_directory(str(builder_dir)).as_data_source(split=split)
+
+
+def find_builder_dir(data_dir: str | os.PathLike, name: str) -> pathlib.Path:
+  """data_dir/masked_faces/<name>/<version> of a completely built dataset (newest version)."""
+  root = pathlib.Path(data_dir).absolute() / "masked_faces" / name
+  versions = sorted(p for p in root.glob("*") if (p / "dataset_info.json").exists()
+                    and "incomplete" not in p.name) if root.is_dir() else []
+  if not versions:
+    raise FileNotFoundError(
+        f"no complete dataset 'masked_faces/{name}' under {pathlib.Path(data_dir).absolute()}. "
+        f"Build it: python -m maskinpaint_jax.tools.build --src PHOTOS --data_dir {data_dir} "
+        f"--occlusions {name.rsplit('_', 1)[0] if name[-1].isdigit() else name}"
+        + (f" --size {name.rsplit('_', 1)[1]}" if name[-1].isdigit() else ""))
+  return versions[-1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,11 +68,11 @@ class DatasetInfo:
 
 def dataset_names(names: str, image_size: int) -> list[str]:
   """'face_mask,rect' at 64 px -> ['face_mask_64', 'rect_64'] (TFDS builder config names)."""
-  return [data_builder.config_name(n.strip(), image_size) for n in names.split(",") if n.strip()]
+  return [config_name(n.strip(), image_size) for n in names.split(",") if n.strip()]
 
 
 def open_sources(data_dir: str, names: str, image_size: int, split: str):
-  return [data_builder.data_source(data_dir, n, split)
+  return [data_source(data_dir, n, split)
           for n in dataset_names(names, image_size)]
 
 

@@ -123,8 +123,8 @@ def tiny_data_dir(tmp_path_factory):
 
 
 def build_datasets(argv) -> list[dict]:
-  """`python -m data_prep.build ARGV`, in-process: the build summaries."""
-  from data_prep import build
+  """`python -m maskinpaint_jax.tools.build ARGV`, in-process: the build summaries."""
+  from maskinpaint_jax.tools import build
   from maskinpaint_jax import cli
   return build.build_all(cli.parse(build.define_flags, argv)[0])
 
@@ -143,7 +143,7 @@ MOCK_SPLITS = {"train": 40, "validation": 8, "test": 8}
 
 def mock_source(data_dir, name: str, split: str, splits=None):
   """Synthetic examples of dataset `name` (e.g. "face_mask_32") in the built datasets' feature
-  layout: what `data_prep.builder.data_source` reads from disk, made in memory. Smooth random
+  layout: what `input_pipeline.data_source` reads from disk, made in memory. Smooth random
   faces-to-be, a hole (centred half-size rectangle for rect, a lower-face box of a mask style
   otherwise) filled white in `masked`. A split of size 0 in `splits` is missing (KeyError)."""
   import zlib
@@ -151,7 +151,7 @@ def mock_source(data_dir, name: str, split: str, splits=None):
   import cv2
   import numpy as np
 
-  from data_prep import masks
+  from maskinpaint_jax import masks
   count = (splits or MOCK_SPLITS).get(split, 0)
   if not count:
     raise KeyError(f"mock {name} has no split {split!r}")
@@ -180,9 +180,9 @@ def mocked_datasets():
   """Every dataset read in memory from `mock_source` instead of from disk (as the Flax examples'
   train_test.py does with tfds.testing.mock_data): no photos, no face finding, no build. Yields
   a tiny config over the face_mask and rect mocks."""
-  from data_prep import builder
+  from maskinpaint_jax import input_pipeline
   with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(builder, "data_source", mock_source)
+    patch.setattr(input_pipeline, "data_source", mock_source)
     yield tiny_config("mock", **{"data.train_datasets": "face_mask,rect"})
 
 
@@ -206,7 +206,7 @@ def run_cli(args, timeout=600, **kwargs):
 def tiny_workdir(tiny_data_dir, tmp_path_factory):
   """A checkpoint of the tiny configuration after 2 training steps (quality irrelevant)."""
   def train(workdir):
-    r = run_cli(["maskinpaint_jax.train", "--config", "configs/tiny.py", "--workdir",
+    r = run_cli(["maskinpaint_jax.tools.train", "--config", "configs/tiny.py", "--workdir",
                  str(workdir), f"--config.data.data_dir={tiny_data_dir}",
                  "--config.num_train_steps=2", "--config.data.train_datasets=face_mask,rect"])
     assert r.returncode == 0, r.stderr[-3000:]

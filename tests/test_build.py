@@ -16,14 +16,16 @@ import numpy as np
 import pytest
 
 from conftest import REPO, build_datasets, make_awkward_photo_folder, run_cli
-from data_prep import build, builder, masks
+from data_prep import builder
+from maskinpaint_jax import input_pipeline, masks
+from maskinpaint_jax.tools import build
 from maskinpaint_jax import cli
 
 
 def _read_all(data_dir, name):
   out = {}
   for split in builder.SPLITS:
-    source = builder.data_source(data_dir, name, split)
+    source = input_pipeline.data_source(data_dir, name, split)
     for i in range(len(source)):
       ex = source[i]
       out[ex["id"].decode() if isinstance(ex["id"], bytes) else ex["id"]] = (split, ex)
@@ -109,7 +111,7 @@ def test_a_rerun_of_a_complete_build_changes_nothing(tmp_path, celeba_paths):
   args = ["--src", str(src), "--data_dir", str(tmp_path / "tfds"), "--occlusions", "rect",
           "--size", "32", "--workers", "1", "--require_splits", "train"]  # 3 photos: no test
   build_datasets(args)
-  info = builder.find_builder_dir(tmp_path / "tfds", "rect_32") / "dataset_info.json"
+  info = input_pipeline.find_builder_dir(tmp_path / "tfds", "rect_32") / "dataset_info.json"
   before = info.stat().st_mtime_ns
   build_datasets(args)
   assert info.stat().st_mtime_ns == before
@@ -119,7 +121,7 @@ def test_a_rerun_of_a_complete_build_changes_nothing(tmp_path, celeba_paths):
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_an_interrupted_build_is_never_complete_and_a_rerun_finishes_it(tmp_path, sig):
   data_dir = tmp_path / "tfds"
-  cmd = [sys.executable, "-m", "data_prep.build", "--src", str(REPO / "sample_data" / "celeba"),
+  cmd = [sys.executable, "-m", "maskinpaint_jax.tools.build", "--src", str(REPO / "sample_data" / "celeba"),
          "--data_dir", str(data_dir), "--occlusions", "face_mask", "--size", "32", "--workers", "1",
          "--limit", "160"]
   # Ctrl-C in a terminal: SIGINT handled as by default even when the tests themselves run in a
@@ -136,16 +138,16 @@ def test_an_interrupted_build_is_never_complete_and_a_rerun_finishes_it(tmp_path
   if sig == signal.SIGINT:
     assert proc.returncode == 130 and "run the same command again" in out
   with pytest.raises(FileNotFoundError, match="no complete dataset"):
-    builder.find_builder_dir(data_dir, "face_mask_32")
+    input_pipeline.find_builder_dir(data_dir, "face_mask_32")
   assert not (root / "1.0.0" / "dataset_info.json").exists()
 
   done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
   assert done.returncode == 0, done.stdout + done.stderr
-  summary = json.loads((builder.find_builder_dir(data_dir, "face_mask_32")
+  summary = json.loads((input_pipeline.find_builder_dir(data_dir, "face_mask_32")
                         / "build_summary.json").read_text())
   assert sum(summary["examples"].values()) + summary["skipped_count"] == 160
   assert not list(root.glob("*incomplete*"))
-  assert sum(len(builder.data_source(data_dir, "face_mask_32", s)) for s in builder.SPLITS) \
+  assert sum(len(input_pipeline.data_source(data_dir, "face_mask_32", s)) for s in builder.SPLITS) \
       == sum(summary["examples"].values())
 
 
@@ -182,7 +184,7 @@ def test_split_quotas_follow_the_split_sizes_and_keep_every_split():
 
 @pytest.mark.slow  # finds faces with dlib: the end-to-end tier
 def test_limit_draws_the_same_random_subset_with_every_split(tmp_path, celeba_paths):
-  """The issue's reproduction: 30 photos, the first 20 train, 5 validation, 5 test; --limit 15
+  """A reproduction: 30 photos, the first 20 train, 5 validation, 5 test; --limit 15
   used to keep the first 15 photos, all of them train."""
   src, part, names = _celeba_style_folder(tmp_path, celeba_paths, (20, 5, 5))
   args = ["--src", str(src), "--partition", str(part), "--occlusions", "rect", "--size", "32",
@@ -221,7 +223,7 @@ def test_a_build_that_would_leave_a_split_empty_is_an_error(tmp_path, celeba_pat
                      match=r"\['validation'\] would be empty.*puts none of the 10 photos"):
     build_datasets(base + ["--data_dir", str(tmp_path / "a")])
   with pytest.raises(FileNotFoundError, match="no complete dataset"):
-    builder.find_builder_dir(tmp_path / "a", "rect_32")
+    input_pipeline.find_builder_dir(tmp_path / "a", "rect_32")
   with pytest.raises(builder.EmptySplitError, match="--limit 1 is too small"):
     build_datasets(base + ["--data_dir", str(tmp_path / "b"), "--limit", "1",
                        "--require_splits", "train,test"])
@@ -230,7 +232,7 @@ def test_a_build_that_would_leave_a_split_empty_is_an_error(tmp_path, celeba_pat
                                   "--require_splits", "train,test"])
   assert summary["examples"] == {"train": 8, "test": 2} and summary["empty_splits"] == \
       ["validation"]
-  r = run_cli(["data_prep.build"] + base + ["--data_dir", str(tmp_path / "d")], timeout=300)
+  r = run_cli(["maskinpaint_jax.tools.build"] + base + ["--data_dir", str(tmp_path / "d")], timeout=300)
   assert r.returncode == 2 and "error:" in r.stderr and "--require_splits" in r.stderr
   assert "Traceback" not in r.stderr
 

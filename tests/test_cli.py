@@ -14,22 +14,22 @@ from maskinpaint_jax import cli
 
 # Every `python -m` program of the project, and the flags each one needs to parse.
 PROGRAMS = {
-    "data_prep.build": ["--src", str(REPO / "sample_data"), "--data_dir", "/tmp/x"],
-    "data_prep.holes": ["--data_dir", "/tmp/x"],
-    "data_prep.mask_colors": ["--src", "/tmp/x"],
-    "data_prep.bench_faces": ["--src", "/tmp/x"],
-    "maskinpaint_jax.train": ["--config", str(REPO / "configs" / "tiny.py"), "--workdir", "/w"],
-    "maskinpaint_jax.evaluate": [],
-    "maskinpaint_jax.inpaint": ["-o", "/tmp/out", "photo.jpg"],
-    "maskinpaint_jax.demo": [],
-    "maskinpaint_jax.export": ["--workdir", "/w"],
-    "maskinpaint_jax.bench": ["train"],
-    "maskinpaint_jax.recipes": [],
-    "maskinpaint_jax.ablations": ["--config", str(REPO / "configs" / "tiny.py"), "--workdir", "/w"],
-    "maskinpaint_jax.report": [],
-    "maskinpaint_jax.profiling": ["trace_dir"],
-    "maskinpaint_jax.gpu_check": ["--out", "/tmp/out"],
-    "maskinpaint_jax.models.summary": ["--config", str(REPO / "configs" / "tiny.py")],
+    "maskinpaint_jax.tools.build": ["--src", str(REPO / "sample_data"), "--data_dir", "/tmp/x"],
+    "maskinpaint_jax.tools.bench_holes": ["--data_dir", "/tmp/x"],
+    "maskinpaint_jax.tools.mask_colors": ["--src", "/tmp/x"],
+    "maskinpaint_jax.tools.bench_faces": ["--src", "/tmp/x"],
+    "maskinpaint_jax.tools.train": ["--config", str(REPO / "configs" / "tiny.py"), "--workdir", "/w"],
+    "maskinpaint_jax.tools.evaluate": [],
+    "maskinpaint_jax.tools.inpaint": ["-o", "/tmp/out", "photo.jpg"],
+    "maskinpaint_jax.tools.demo": [],
+    "maskinpaint_jax.tools.export": ["--workdir", "/w"],
+    "maskinpaint_jax.tools.bench": ["train"],
+    "maskinpaint_jax.tools.recipes": [],
+    "maskinpaint_jax.tools.ablations": ["--config", str(REPO / "configs" / "tiny.py"), "--workdir", "/w"],
+    "maskinpaint_jax.tools.report": [],
+    "maskinpaint_jax.tools.profiling": ["trace_dir"],
+    "maskinpaint_jax.tools.gpu_check": ["--out", "/tmp/out"],
+    "maskinpaint_jax.tools.model_summary": ["--config", str(REPO / "configs" / "tiny.py")],
 }
 
 
@@ -55,18 +55,18 @@ def test_flags_are_snake_case_and_parse_in_a_fresh_flag_set(name):
 
 
 @pytest.mark.parametrize("name, argv, message", [
-    ("data_prep.build", ["--src", "/no/such/dir", "--data_dir", "x"], "not a directory"),
-    ("data_prep.build", ["--src", "sample_data", "--data_dir", "x", "--limit", "0"],
+    ("maskinpaint_jax.tools.build", ["--src", "/no/such/dir", "--data_dir", "x"], "not a directory"),
+    ("maskinpaint_jax.tools.build", ["--src", "sample_data", "--data_dir", "x", "--limit", "0"],
      "positive integer"),
-    ("data_prep.build", ["--src", "sample_data", "--data_dir", "x", "--occlusions", "face"],
+    ("maskinpaint_jax.tools.build", ["--src", "sample_data", "--data_dir", "x", "--occlusions", "face"],
      "choose from face_mask, rect"),
-    ("data_prep.build", ["--src", "sample_data", "--data_dir", "x", "--require_splits", "dev"],
+    ("maskinpaint_jax.tools.build", ["--src", "sample_data", "--data_dir", "x", "--require_splits", "dev"],
      "choose from train, validation, test"),
-    ("data_prep.build", ["--src", "sample_data"], "--data_dir"),
-    ("maskinpaint_jax.inpaint", ["photo.jpg", "-o", "x", "--add_mask", "scarf"], "surgical"),
-    ("maskinpaint_jax.inpaint", ["photo.jpg", "-o", "x", "--face_finder", "cnn"], "mesh"),
-    ("maskinpaint_jax.gpu_check", ["--out", "x", "--phases", "bench,deploy"], "choose from"),
-    ("data_prep.holes", ["--data_dir", "x", "--landmarks", "dlib"], "stored, mesh"),
+    ("maskinpaint_jax.tools.build", ["--src", "sample_data"], "--data_dir"),
+    ("maskinpaint_jax.tools.inpaint", ["photo.jpg", "-o", "x", "--add_mask", "scarf"], "surgical"),
+    ("maskinpaint_jax.tools.inpaint", ["photo.jpg", "-o", "x", "--face_finder", "cnn"], "mesh"),
+    ("maskinpaint_jax.tools.gpu_check", ["--out", "x", "--phases", "bench,deploy"], "choose from"),
+    ("maskinpaint_jax.tools.bench_holes", ["--data_dir", "x", "--landmarks", "dlib"], "stored, mesh"),
 ])
 def test_a_bad_flag_is_refused_when_parsed_and_named(monkeypatch, name, argv, message):
   monkeypatch.chdir(REPO)
@@ -76,8 +76,8 @@ def test_a_bad_flag_is_refused_when_parsed_and_named(monkeypatch, name, argv, me
 
 
 def test_bool_list_and_short_flags_read_as_on_the_command_line():
-  from data_prep import build
-  from maskinpaint_jax import inpaint
+  from maskinpaint_jax.tools import build
+  from maskinpaint_jax.tools import inpaint
   f, _ = cli.parse(build.define_flags, ["--src", str(REPO / "sample_data"), "--data_dir", "d",
                                         "--occlusions", "face_mask,rect", "--require_splits=",
                                         "--overwrite"])
@@ -100,20 +100,20 @@ def test_help_exits_0_and_lists_the_programs_flags(name):
 
 @pytest.mark.slow
 def test_a_bad_flag_or_argument_on_the_command_line_is_one_error_line_and_status_2():
-  r = run_cli(["data_prep.build", "--src", "sample_data", "--data_dir", "/tmp/x", "--limit", "0"],
+  r = run_cli(["maskinpaint_jax.tools.build", "--src", "sample_data", "--data_dir", "/tmp/x", "--limit", "0"],
               timeout=120)
   assert r.returncode == 2
   assert r.stderr.strip() == "error: flag --limit=0: 0 is not a positive integer"
-  r = run_cli(["maskinpaint_jax.inpaint", "-o", "/tmp/x"], timeout=120)  # no photo named
+  r = run_cli(["maskinpaint_jax.tools.inpaint", "-o", "/tmp/x"], timeout=120)  # no photo named
   assert r.returncode == 2
   assert r.stderr.strip().startswith("error: name at least one photo") and "\n" not in \
       r.stderr.strip()
-  r = run_cli(["data_prep.holes", "-h"], timeout=120)
+  r = run_cli(["maskinpaint_jax.tools.bench_holes", "-h"], timeout=120)
   assert r.returncode == 0 and "--landmarks" in r.stdout
 
 
 def test_config_overrides_apply_in_a_fresh_flag_set():
-  from maskinpaint_jax import train
+  from maskinpaint_jax.tools import train
   f, _ = cli.parse(train.define_flags, ["--config", REPO / "configs" / "tiny.py", "--workdir",
                                         "w", "--config.batch_size=4", "--config.model.mmrm=false"])
   assert f.config.batch_size == 4 and f.config.model.mmrm is False
@@ -121,9 +121,9 @@ def test_config_overrides_apply_in_a_fresh_flag_set():
 
 
 @pytest.mark.parametrize("name, argv", [
-    ("data_prep.holes", ["--data_dir", "x", "--landmarks", "stored", "mesh"]),
-    ("maskinpaint_jax.demo", ["--update_readme", "false"]),
-    ("data_prep.build", ["--src", str(REPO / "sample_data"), "--data_dir", "x", "extra"]),
+    ("maskinpaint_jax.tools.bench_holes", ["--data_dir", "x", "--landmarks", "stored", "mesh"]),
+    ("maskinpaint_jax.tools.demo", ["--update_readme", "false"]),
+    ("maskinpaint_jax.tools.build", ["--src", str(REPO / "sample_data"), "--data_dir", "x", "extra"]),
 ])
 def test_a_stray_word_is_refused_not_ignored(name, argv):
   with pytest.raises(app.UsageError, match="unexpected argument") as error:

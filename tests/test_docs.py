@@ -3,14 +3,14 @@
 import json
 
 from conftest import REPO
-from maskinpaint_jax import bench, report
+from maskinpaint_jax import reporting
 
 
 def test_readme_results_block_is_exactly_what_the_shipped_results_generate():
   results = json.loads((REPO / "docs" / "shipped_results.json").read_text())
   readme = (REPO / "README.md").read_text()
-  block = readme.split(report.README_START)[1].split(report.README_END)[0]
-  assert report.results_markdown(results) in block
+  block = readme.split(reporting.README_START)[1].split(reporting.README_END)[0]
+  assert reporting.results_markdown(results) in block
   assert (REPO / "docs" / "images" / "demo_samples.png").stat().st_size > 10_000
   # The shipped model's own evaluation: its step is the one pretrained/ holds.
   manifest = json.loads((REPO / "pretrained" / "face_mask_64" / "manifest.json").read_text())
@@ -20,17 +20,17 @@ def test_readme_results_block_is_exactly_what_the_shipped_results_generate():
 def test_comparison_sentence_reports_the_sign_honestly():
   row = lambda hole: {"psnr_hole": hole}
   summary = {"all": {"ours_raw": row(14.0), "masked_input": row(8.0), "telea": row(15.0)}}
-  text = report.comparison_sentence(summary)
+  text = reporting.comparison_sentence(summary)
   assert "+6.00 dB" in text and "1.00 dB below" in text
 
 
 def test_benchmark_sections_are_replaced_not_duplicated(tmp_path, monkeypatch):
-  monkeypatch.setattr(report, "machine", lambda: "test machine")
+  monkeypatch.setattr(reporting, "machine", lambda: "test machine")
   path = tmp_path / "b.md"
   path.write_text("# Benchmarks\n\nintro stays\n")
-  bench.write_section(str(path), "A", "first", "cmd a")
-  bench.write_section(str(path), "B", "second", "cmd b")
-  bench.write_section(str(path), "A", "third", "cmd a2")
+  reporting.write_section(str(path), "A", "first", "cmd a")
+  reporting.write_section(str(path), "B", "second", "cmd b")
+  reporting.write_section(str(path), "A", "third", "cmd a2")
   text = path.read_text()
   assert text.count("## A") == 1 and "third" in text and "first" not in text
   assert "## B" in text and "second" in text and "intro stays" in text
@@ -45,7 +45,7 @@ def test_targets_are_checked_against_telea_on_the_same_images():
       "face_mask_64": {"summary": {"all": s(19.6, 16.0), "cloth": s(18.4, 16.0),
                                    "n95": s(18.6, 16.0)}},
       "rect_64": {"summary": {"all": s(18.9, 14.0)}}}}
-  table = report.targets_markdown(results)
+  table = reporting.targets_markdown(results)
   rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()[4:]}
   assert rows["face_mask_64: hole PSNR − Telea"].endswith("| +3.60 | yes |")
   assert rows["face_mask_64, cloth: hole PSNR − Telea"].endswith("| +2.40 | **no** |")

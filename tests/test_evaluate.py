@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from maskinpaint_jax import baselines, checkpoint, evaluate, input_pipeline, metrics
+from maskinpaint_jax import baselines, checkpoint, input_pipeline, metrics
+from maskinpaint_jax import evaluation, runlog
 
 
 @pytest.mark.slow
@@ -22,7 +23,7 @@ def test_evaluate_writes_the_paper_tables_from_the_generator_alone(tiny_workdir,
       shutil.rmtree(step_dir / item, ignore_errors=True)
   no_weights = tmp_path / "no_lpips"
   no_weights.mkdir()
-  out_dir, results = evaluate.evaluate_model(None, str(work), split="test",
+  out_dir, results = evaluation.evaluate_model(None, str(work), split="test",
                                              lpips_weights=str(no_weights), batch_size=4,
                                              identity=True, num_samples=3)
   assert set(results["datasets"]) == {"face_mask_32", "rect_32"}
@@ -68,17 +69,17 @@ def test_evaluate_writes_the_paper_tables_from_the_generator_alone(tiny_workdir,
   assert styles and styles <= {"surgical", "cloth", "n95"}
   assert set(results["datasets"]["rect_32"]["summary"]) == {"all"}
   rows = list(csv.DictReader((out_dir / "results.csv").open()))
-  assert {r["method"] for r in rows} == set(evaluate.METHODS)
+  assert {r["method"] for r in rows} == set(runlog.METHODS)
 
 
 @pytest.mark.slow
 def test_evaluate_cli(tiny_workdir, tmp_path):
-  r = run_cli(["maskinpaint_jax.evaluate", "--workdir", str(tiny_workdir), "--limit", "3",
+  r = run_cli(["maskinpaint_jax.tools.evaluate", "--workdir", str(tiny_workdir), "--limit", "3",
                "--noidentity", f"--lpips_weights={tmp_path}", f"--out={tmp_path / 'ev'}"])
   assert r.returncode == 0, r.stderr[-3000:]
   assert "| Ours: composite with hole map |" in r.stdout
   assert (tmp_path / "ev" / "results.md").exists()
-  r = run_cli(["maskinpaint_jax.evaluate", "--workdir", str(tmp_path / "nothing")])
+  r = run_cli(["maskinpaint_jax.tools.evaluate", "--workdir", str(tmp_path / "nothing")])
   assert r.returncode != 0 and "no checkpoint" in r.stderr
 
 
@@ -87,16 +88,16 @@ def test_scores_and_per_style_means_match_numpy():
   clean, out = (rng.integers(0, 256, (4, 16, 16, 3), dtype=np.uint8) for _ in range(2))
   hole = np.zeros((4, 16, 16, 1), np.uint8)
   hole[:, 4:12, 4:12] = 1
-  s = evaluate.score_batch(clean, {"ours_raw": out}, hole, None, None, None)["ours_raw"]
+  s = evaluation.score_batch(clean, {"ours_raw": out}, hole, None, None, None)["ours_raw"]
   err = (clean.astype(float) - out) ** 2
   np.testing.assert_allclose(s["psnr"], 10 * np.log10(255 ** 2 / err.mean((1, 2, 3))), rtol=1e-5)
   np.testing.assert_allclose(s["psnr_hole"], 10 * np.log10(255 ** 2 / err[:, 4:12, 4:12].mean(
       (1, 2, 3))), rtol=1e-5)
   assert set(s) == {"psnr", "psnr_hole", "ssim"}  # no LPIPS weights, no identity asked for
-  per_image = {m: {k: [] for k in evaluate.METRICS} for m in evaluate.METHODS}
-  for m in evaluate.METHODS:
+  per_image = {m: {k: [] for k in runlog.METRICS} for m in runlog.METHODS}
+  for m in runlog.METHODS:
     per_image[m]["psnr"] = [1.0, 2.0, 3.0, 6.0]
-  summary = evaluate.summarize(per_image, ["surgical", "rect", "rect", "cloth"])
+  summary = evaluation.summarize(per_image, ["surgical", "rect", "rect", "cloth"])
   assert list(summary) == ["all", "cloth", "rect", "surgical"]
   assert [summary[k]["n"] for k in summary] == [4, 1, 2, 1]
   assert summary["all"]["telea"]["psnr"] == 3.0 and summary["rect"]["telea"]["psnr"] == 2.5

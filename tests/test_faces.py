@@ -3,12 +3,14 @@
 import numpy as np
 import pytest
 
-from data_prep import faces, images
+from maskinpaint_jax import images
+from maskinpaint_jax import faces
+from maskinpaint_jax.faces import align, finders
 
 
 @pytest.fixture(scope="module")
 def finder():
-  return faces.FaceFinder()
+  return finders.FaceFinder()
 
 
 def test_landmarks_on_a_real_face_are_anatomically_ordered(finder, celeba_paths):
@@ -32,35 +34,35 @@ def test_largest_of_several_faces_and_find_all(finder, photos_dir):
 
 def test_no_face_policies(finder):
   blank = np.full((218, 178, 3), 200, np.uint8)
-  with pytest.raises(faces.NoFaceError, match="no face"):
+  with pytest.raises(finders.NoFaceError, match="no face"):
     finder.find_one(blank, no_face="skip")
   face = finder.find_one(blank, no_face="fixed_box")
-  assert face.source == "fixed_box" and face.box == faces.CELEBA_ALIGNED_BOX
+  assert face.source == "fixed_box" and face.box == finders.CELEBA_ALIGNED_BOX
   with pytest.raises(ValueError):
     finder.find_one(blank, no_face="guess")
 
 
 def test_min_face_size_rejects_tiny_faces(celeba_paths):
   img = images.load_rgb(celeba_paths[0])
-  with pytest.raises(faces.NoFaceError, match="too small"):
-    faces.FaceFinder(min_face_size=500).find_one(img)
+  with pytest.raises(finders.NoFaceError, match="too small"):
+    finders.FaceFinder(min_face_size=500).find_one(img)
 
 
 def test_crop_matrix_maps_the_square_onto_the_crop():
   lm = np.array([[40.0, 50.0], [140.0, 150.0]] * 34)  # bbox 100 x 100, centre (90, 100)
-  cx, cy, side = faces.crop_square(lm)
-  assert side == pytest.approx(faces.CROP_SCALE * 100)
-  m = faces.crop_matrix(lm, 64)
+  cx, cy, side = align.crop_square(lm)
+  assert side == pytest.approx(align.CROP_SCALE * 100)
+  m = align.crop_matrix(lm, 64)
   corners = np.array([[cx - side / 2, cy - side / 2], [cx + side / 2, cy + side / 2]])
-  np.testing.assert_allclose(faces.transform_points(m, corners), [[-0.5, -0.5], [63.5, 63.5]],
+  np.testing.assert_allclose(align.transform_points(m, corners), [[-0.5, -0.5], [63.5, 63.5]],
                              atol=1e-4)
 
 
 def test_crop_is_shifted_inside_a_large_enough_photo():
   lm = np.array([[5.0, 60.0], [105.0, 160.0]] * 34)  # face near the left edge
-  cx, _, side = faces.crop_square(lm, image_shape=(400, 400))
+  cx, _, side = align.crop_square(lm, image_shape=(400, 400))
   assert cx - side / 2 == pytest.approx(-0.5)
-  cx2, _, _ = faces.crop_square(lm, image_shape=(100, 100))  # too small to shift: centred
+  cx2, _, _ = align.crop_square(lm, image_shape=(100, 100))  # too small to shift: centred
   assert cx2 == pytest.approx(55.0)
 
 
@@ -72,8 +74,8 @@ def test_warp_crop_samples_where_the_matrix_says(side_scale):
   ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
   ramp = np.stack([xs, ys, xs + ys], -1)
   lm = np.array([[60.0, 70.0], [160.0, 170.0]] * 34) * side_scale
-  m = faces.crop_matrix(lm, 64)
-  out = faces.warp_crop(ramp, m, 64)
+  m = align.crop_matrix(lm, 64)
+  out = align.warp_crop(ramp, m, 64)
   inv = np.linalg.inv(np.vstack([m, [0, 0, 1]]))[:2]
   oy, ox = np.mgrid[0:64, 0:64].astype(np.float64)
   src = np.stack([ox.ravel(), oy.ravel()], 1) @ inv[:, :2].T + inv[:, 2]
@@ -84,10 +86,10 @@ def test_warp_crop_samples_where_the_matrix_says(side_scale):
 
 
 def test_face_finder_interface_keeps_hog_as_the_plain_constructor():
-  # data_prep.builder calls faces.FaceFinder(min_face_size=...): that still means dlib HOG.
-  plain = faces.FaceFinder(min_face_size=30)
-  assert isinstance(plain, faces.HogFaceFinder) and plain.min_face_size == 30
-  assert isinstance(faces.make_finder("hog"), faces.FaceFinder)
+  # data_prep.builder calls finders.FaceFinder(min_face_size=...): that still means dlib HOG.
+  plain = finders.FaceFinder(min_face_size=30)
+  assert isinstance(plain, finders.HogFaceFinder) and plain.min_face_size == 30
+  assert isinstance(faces.make_finder("hog"), finders.FaceFinder)
   with pytest.raises(ValueError, match="face finder"):
     faces.make_finder("cnn")
 
@@ -95,7 +97,7 @@ def test_face_finder_interface_keeps_hog_as_the_plain_constructor():
 def _turned_landmarks(yaw_degrees):
   """Outer eye corners and nose tip of a head model turned by `yaw` (orthographic view)."""
   theta = np.radians(yaw_degrees)
-  e = faces.EYE_HALF_WIDTH_OVER_NOSE_DEPTH
+  e = finders.EYE_HALF_WIDTH_OVER_NOSE_DEPTH
   lm = np.zeros((68, 2))
   lm[36] = (-e * np.cos(theta), 0.0)
   lm[45] = (e * np.cos(theta), 0.0)
@@ -105,13 +107,13 @@ def _turned_landmarks(yaw_degrees):
 
 @pytest.mark.parametrize("yaw", [-60.0, -20.0, 0.0, 35.0, 70.0])
 def test_yaw_inverts_the_head_model(yaw):
-  assert faces.yaw_degrees(_turned_landmarks(yaw)) == pytest.approx(yaw, abs=1e-6)
+  assert finders.yaw_degrees(_turned_landmarks(yaw)) == pytest.approx(yaw, abs=1e-6)
 
 
 def test_yaw_on_real_faces_is_small_and_flips_with_the_photo(finder, celeba_paths):
   img = images.load_rgb(celeba_paths[3])
-  yaw = faces.yaw_degrees(finder.find_one(img).landmarks)
-  mirrored = faces.yaw_degrees(finder.find_one(np.ascontiguousarray(img[:, ::-1])).landmarks)
+  yaw = finders.yaw_degrees(finder.find_one(img).landmarks)
+  mirrored = finders.yaw_degrees(finder.find_one(np.ascontiguousarray(img[:, ::-1])).landmarks)
   assert abs(yaw) < 30
   assert mirrored == pytest.approx(-yaw, abs=5)
 
@@ -119,13 +121,13 @@ def test_yaw_on_real_faces_is_small_and_flips_with_the_photo(finder, celeba_path
 def test_face_problems_too_small_cut_profile(finder, photos_dir):
   img = images.load_rgb(photos_dir / "obama.jpg")
   face = finder.find_one(img)
-  assert faces.face_problem(face, img.shape, 40) is None
-  assert "too small" in faces.face_problem(face, img.shape, face.size + 1)
+  assert finders.face_problem(face, img.shape, 40) is None
+  assert "too small" in finders.face_problem(face, img.shape, face.size + 1)
   # The frame cuts through the face: the left 60 % of it is outside the photo.
   lo, hi = face.landmarks.min(0), face.landmarks.max(0)
   x0 = int(lo[0] + 0.6 * (hi[0] - lo[0]))
-  cut = faces.Face(face.box, face.landmarks - (x0, 0), face.source)
-  assert faces.outside_fraction(cut.landmarks, img[:, x0:].shape) == pytest.approx(0.6, abs=0.02)
-  assert "cut by the frame" in faces.face_problem(cut, img[:, x0:].shape, 40)
-  turned = faces.Face(face.box, _turned_landmarks(60.0) * 50 + 200, face.source)
-  assert "in profile" in faces.face_problem(turned, (400, 400, 3), 0)
+  cut = finders.Face(face.box, face.landmarks - (x0, 0), face.source)
+  assert finders.outside_fraction(cut.landmarks, img[:, x0:].shape) == pytest.approx(0.6, abs=0.02)
+  assert "cut by the frame" in finders.face_problem(cut, img[:, x0:].shape, 40)
+  turned = finders.Face(face.box, _turned_landmarks(60.0) * 50 + 200, face.source)
+  assert "in profile" in finders.face_problem(turned, (400, 400, 3), 0)

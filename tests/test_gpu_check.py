@@ -1,4 +1,4 @@
-"""launch/gpu_check.sh (issue #14): the batch search, the profile's top ops, and (slow) the whole
+"""launch/gpu_check.sh: the batch search, the profile's top ops, and (slow) the whole
 script at toy size on 8 fake CPU devices, as a GPU node would run it at full size."""
 
 import gzip
@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from conftest import REPO
-from maskinpaint_jax import gpu_check, profiling
+from maskinpaint_jax.tools import gpu_check, profiling
 
 
 def fake_probe(fits_up_to: int, fail_at: int | None = None):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from data_prep import images
+from maskinpaint_jax import images
 from conftest import make_awkward_photo_folder
 
 

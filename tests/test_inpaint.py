@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_prep import images
-from maskinpaint_jax import cli, inpaint
+from maskinpaint_jax import images
+from maskinpaint_jax import cli
+from maskinpaint_jax.tools import inpaint
 
 # Every test restores photos with the checkpoint of a subprocess training run on a dataset built
 # with dlib (conftest.tiny_workdir): the end-to-end tier.
@@ -116,7 +117,7 @@ def test_inpaint_face_finder_flag(tiny_workdir, repo, tmp_path, capsys):
 
 
 def test_real_mask_is_located_and_only_it_is_redrawn(tiny_workdir, repo, tmp_path, capsys):
-  from data_prep import mesh_faces
+  from maskinpaint_jax.faces import mesh as mesh_faces
   path = repo / "sample_data" / "realmask" / "0_0_50.jpg"
   code = cli.call(inpaint, [str(path), "--workdir", str(tiny_workdir), "-o", str(tmp_path),
                              "--save_hole", "--side_by_side"])

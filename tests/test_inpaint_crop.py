@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from maskinpaint_jax import inpaint
+from maskinpaint_jax.faces import paste
 
 
 @pytest.mark.parametrize("offset", range(0, 60, 7))
@@ -13,7 +13,7 @@ def test_a_thin_strip_of_hole_is_never_lost_in_a_large_shrink(offset):
   hole = np.zeros((2000, 2000), np.uint8)
   y = 900 + offset
   hole[y:y + 2, 300:1700] = 1
-  rows = inpaint.hole_in_crop(hole, matrix, 64).any(axis=1).nonzero()[0]
+  rows = paste.hole_in_crop(hole, matrix, 64).any(axis=1).nonzero()[0]
   # Independent reference: the strip maps to crop row y * scale + ty (pixel centres).
   assert len(rows) and np.abs(rows - (y * scale - 0.7)).max() <= 1
 
@@ -23,7 +23,7 @@ def test_a_large_hole_keeps_its_size_within_a_pixel_border():
   matrix = np.array([[scale, 0, 0.0], [0, scale, 0.0]])
   hole = np.zeros((2000, 2000), np.uint8)
   hole[800:1200, 800:1200] = 1
-  crop = inpaint.hole_in_crop(hole, matrix, 64)
+  crop = paste.hole_in_crop(hole, matrix, 64)
   side = 400 * scale  # 12.8 crop pixels, from 25.6 to 38.4
   for coords in crop.nonzero():
     assert abs(coords.min() - 800 * scale) <= 1 and abs(coords.max() - 1200 * scale) <= 1

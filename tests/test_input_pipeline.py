@@ -93,7 +93,7 @@ def test_iterator_state_restores_the_exact_position(mock_data):
 
 def test_worker_processes_keep_the_order_and_resume_from_a_checkpoint(mock_data, tmp_path):
   """The default config's setting: batches made by worker processes. They come in the global
-  order (the MapDataset's batches k = 0, 1, ...), and the iterator state that train.py saves
+  order (the MapDataset's batches k = 0, 1, ...), and the iterator state that the trainer saves
   with every checkpoint brings a new set of workers back to the same position."""
   config = mock_data
   config.data.num_workers = 2

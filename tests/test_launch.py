@@ -10,8 +10,10 @@ import subprocess
 import pytest
 
 from conftest import REPO, tiny_config
-from data_prep import builder
-from maskinpaint_jax import ablations, evaluate, models
+from maskinpaint_jax import input_pipeline
+from maskinpaint_jax import models
+from maskinpaint_jax import evaluation
+from maskinpaint_jax.tools import ablations
 
 # 40 photos: the first 28 train, 6 validation, 6 test. --limit 24 used to keep the first 24: all
 # train. Drawn per split: 24 x 28/40 = 16.8, 3.6, 3.6 -> floors 16 / 3 / 3, and the two seats
@@ -51,7 +53,7 @@ def paper_run(tmp_path_factory, celeba_paths):
 def test_gpu_node_script_builds_every_split_and_scores_one_model_per_occlusion(paper_run):
   (src, part, runs, data_dir, no_lpips), r = paper_run
   for occlusion in ("face_mask", "rect"):
-    summary = json.loads((builder.find_builder_dir(data_dir, f"{occlusion}_32")
+    summary = json.loads((input_pipeline.find_builder_dir(data_dir, f"{occlusion}_32")
                           / "build_summary.json").read_text())
     assert summary["photos_drawn"] == DRAWN and summary["limit"] == LIMIT
     assert summary["examples"] == DRAWN  # --no_face fixed_box: no photo is skipped
@@ -86,7 +88,7 @@ def test_gpu_node_script_builds_every_split_and_scores_one_model_per_occlusion(p
 def test_a_model_scored_outside_its_training_occlusion_is_marked(paper_run, tmp_path):
   (_, _, runs, data_dir, no_lpips), _ = paper_run
   config = tiny_config(data_dir, **{"data.eval_datasets": "face_mask,rect"})
-  _, results = evaluate.evaluate_model(
+  _, results = evaluation.evaluate_model(
       config, str(runs / "face_mask" / "full"), split="test", out=str(tmp_path),
       lpips_weights=str(no_lpips), identity=False, limit=2, batch_size=4, num_samples=1)
   assert results["datasets"]["face_mask_32"]["in_training"] is True

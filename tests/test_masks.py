@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from data_prep import faces, images, masks
+from maskinpaint_jax import images, masks
+from maskinpaint_jax.faces import align, finders
 
 # A canonical upright face (x right, y down), only the points Algorithm 1 reads are meaningful.
 P29, P8, P33, P1, P16 = (0.0, -10.0), (0.0, 50.0), (0.0, 10.0), (-40.0, 0.0), (40.0, 0.0)
@@ -73,12 +74,12 @@ def test_placed_mask_has_the_right_size_position_and_angle(scale, angle, p1, p16
 
 @pytest.mark.parametrize("style", masks.FACE_MASK_STYLES)
 def test_hole_map_is_exactly_the_changed_pixels(style, celeba_paths):
-  finder = faces.FaceFinder()
+  finder = finders.FaceFinder()
   img = images.load_rgb(celeba_paths[3])
   face = finder.find_one(img)
-  m = faces.crop_matrix(face.landmarks, 128, img.shape)
-  clean = faces.warp_crop(img, m, 128)
-  lm = faces.transform_points(m, face.landmarks)
+  m = align.crop_matrix(face.landmarks, 128, img.shape)
+  clean = align.warp_crop(img, m, 128)
+  lm = align.transform_points(m, face.landmarks)
   masked, hole, got_style = masks.apply_face_mask(clean, lm, masks.example_rng(0, "x"), style)
   assert got_style == style and hole.dtype == np.uint8 and set(np.unique(hole)) <= {0, 1}
   outside = hole == 0

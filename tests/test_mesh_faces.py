@@ -1,11 +1,14 @@
-"""The masked-face finder (MediaPipe, data_prep/mesh_faces.py) on real masked photos, on images
+"""The masked-face finder (MediaPipe, maskinpaint_jax/faces/mesh.py) on real masked photos, on images
 without a face, against dlib's 68 points, and without its models."""
 
 import numpy as np
 import pytest
 
 from conftest import REPO
-from data_prep import bench_faces, faces, images, mediapipe_models, mesh_faces
+from maskinpaint_jax import faces, images
+from maskinpaint_jax.faces import finders, mediapipe_models
+from maskinpaint_jax.faces import mesh as mesh_faces
+from maskinpaint_jax.tools import bench_faces
 
 REALMASK = REPO / "sample_data" / "realmask"
 DOGS = REPO / "sample_data" / "no_face" / "dogs.jpg"
@@ -61,7 +64,7 @@ def test_a_masked_face_in_profile_is_found_and_called_so(finder):
   img = images.load_rgb(PROFILE)
   found = finder.find_all(img)
   assert len(found) == 1  # her ear, which the mesh also accepts, is dropped as part of her head
-  assert "in profile" in faces.face_problem(found[0], img.shape, 40)
+  assert "in profile" in finders.face_problem(found[0], img.shape, 40)
 
 
 def test_eyes_agree_with_dlib_where_hog_finds_the_masked_face(finder, hog):
@@ -71,7 +74,7 @@ def test_eyes_agree_with_dlib_where_hog_finds_the_masked_face(finder, hog):
   for path in masked_photos():
     img = images.load_rgb(path)
     ref = hog.find_all(img)
-    if not ref or abs(faces.yaw_degrees(ref[0].landmarks)) > 30:
+    if not ref or abs(finders.yaw_degrees(ref[0].landmarks)) > 30:
       continue
     mine, theirs = eye_centres(finder.find_all(img)[0].landmarks), eye_centres(ref[0].landmarks)
     iod = np.linalg.norm(theirs[1] - theirs[0])
@@ -110,11 +113,11 @@ def test_mapping_to_dlib68_matches_dlib_on_clean_photos(finder, hog, celeba_path
 
 
 def test_interface_find_one_and_policies(finder):
-  assert isinstance(finder, faces.FaceFinder) and finder.name == "mesh"
+  assert isinstance(finder, finders.FaceFinder) and finder.name == "mesh"
   img = images.load_rgb(REALMASK / "with_mask317.jpg")
   assert finder.find_one(img).box == finder.find_all(img)[0].box
   noise = bench_faces.synthetic_no_face(seed=1, n_noise=1, n_texture=0)[0][1]
-  with pytest.raises(faces.NoFaceError, match="no face found"):
+  with pytest.raises(finders.NoFaceError, match="no face found"):
     finder.find_one(noise)
   face = finder.find_one(noise[:218, :178], no_face="fixed_box")
   assert face.source == "fixed_box" and face.landmarks.shape == (68, 2)

@@ -116,15 +116,16 @@ def test_lpips_loads_weights_from_a_local_folder(tmp_path):
 
 
 def test_identity_distance_is_small_for_the_same_face(celeba_paths):
-  from data_prep import faces, images
-  finder = faces.FaceFinder()
+  from maskinpaint_jax import images
+  from maskinpaint_jax.faces import align, finders
+  finder = finders.FaceFinder()
   crops, lms = [], []
   for p in celeba_paths[:3]:
     img = images.load_rgb(p)
     face = finder.find_one(img)
-    m = faces.crop_matrix(face.landmarks, 64, img.shape)
-    crops.append(faces.warp_crop(img, m, 64))
-    lms.append(faces.transform_points(m, face.landmarks))
+    m = align.crop_matrix(face.landmarks, 64, img.shape)
+    crops.append(align.warp_crop(img, m, 64))
+    lms.append(align.transform_points(m, face.landmarks))
   crops, lms = np.stack(crops), np.stack(lms)
   emb = metrics.identity_embeddings(crops, lms)
   assert emb.shape == (3, 128)

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from maskinpaint_jax import recipes
+from maskinpaint_jax.tools import recipes
 from tests.conftest import tiny_config
 
 

@@ -24,8 +24,10 @@ import orbax.checkpoint as ocp
 import pytest
 
 from conftest import REPO, build_datasets, mock_source, mocked_datasets, run_cli, tiny_config
-from data_prep import builder, masks
-from maskinpaint_jax import checkpoint, cli, input_pipeline, train
+from maskinpaint_jax import masks
+from maskinpaint_jax import checkpoint, cli, input_pipeline
+from maskinpaint_jax import train_step, trainer
+from maskinpaint_jax.tools import train
 
 
 def _host_batches(config, count):
@@ -51,9 +53,9 @@ def mock_module():
 def _run_steps(config, devices, batches, initial=None):
   """(parts, initial state, final state, per-step metrics) of `batches` on `devices`, from
   `initial` (host arrays; default: parts.init())."""
-  mesh = train.make_mesh(devices)
-  parts = train.build(config, mesh)
-  _, data_sharding = train.mesh_shardings(mesh)
+  mesh = trainer.make_mesh(devices)
+  parts = trainer.build(config, mesh)
+  _, data_sharding = trainer.mesh_shardings(mesh)
   state = parts.init() if initial is None else jax.device_put(initial, parts.state_sharding)
   initial = jax.device_get(state)
   history = []
@@ -95,7 +97,7 @@ def test_a_non_finite_loss_skips_the_update_and_is_counted(one_and_eight):
   head = state.g_params["head"]
   poisoned = state.replace(g_params={**state.g_params, "head": {
       **head, "kernel": np.full_like(head["kernel"], np.nan)}})
-  replicated, data_sharding = train.mesh_shardings(train.make_mesh())
+  replicated, data_sharding = trainer.mesh_shardings(trainer.make_mesh())
   after, m = parts.step(jax.device_put(poisoned, replicated),
                         {k: jax.device_put(v, data_sharding) for k, v in batches[0].items()})
   after = jax.device_get(after)
@@ -111,22 +113,22 @@ def test_batch_not_divisible_by_devices_is_a_clear_error_before_compiling(mock_d
   config = mock_data
   config.batch_size = 12
   with pytest.raises(ValueError, match=r"not divisible by the 8 devices.*batch_size=16 \(or 8\)"):
-    train.train_and_evaluate(config, str(tmp_path / "never"))
+    trainer.train_and_evaluate(config, str(tmp_path / "never"))
   assert not (tmp_path / "never").exists()
 
 
 def test_training_without_a_validation_split_fails_before_writing(mock_data, tmp_path,
                                                                    monkeypatch):
   no_validation = dict(train=16, test=8)
-  monkeypatch.setattr(builder, "data_source",
+  monkeypatch.setattr(input_pipeline, "data_source",
                       lambda d, n, s: mock_source(d, n, s, splits=no_validation))
   with pytest.raises(ValueError, match=r"no validation data: split 'validation'.*"
                                        r"--config\.data\.validation_split=train"):
-    train.train_and_evaluate(mock_data, str(tmp_path / "work"))
+    trainer.train_and_evaluate(mock_data, str(tmp_path / "work"))
   assert not (tmp_path / "work").exists()
   # Validating on another split is a choice the config names, and then it is used as named.
   mock_data.data.validation_split = "train"
-  split, batch = train.validation_batch(mock_data)
+  split, batch = trainer.validation_batch(mock_data)
   assert split == "train" and list(batch["id"]) == (
       [f"face_mask_32/train/{i}" for i in range(4)] + [f"rect_32/train/{i}" for i in range(4)])
 
@@ -134,7 +136,7 @@ def test_training_without_a_validation_split_fails_before_writing(mock_data, tmp
 def _train(config, workdir, **overrides):
   config = config.copy_and_resolve_references()
   config.update_from_flattened_dict(overrides)
-  return train.train_and_evaluate(config, str(workdir))
+  return trainer.train_and_evaluate(config, str(workdir))
 
 
 def _steps(workdir):
@@ -167,7 +169,7 @@ def test_train_and_evaluate_writes_checkpoints_logs_and_samples(four_steps, mock
   assert [l["step"] for l in val] == [3, 4]
   # Per-style validation: one hole PSNR per mask style of the fixed batch, and they average
   # (4 face-mask + 4 rect images) to the overall hole PSNR.
-  styles = [masks.MASK_TYPES[t] for t in train.validation_batch(mock_data)[1]["mask_type"]]
+  styles = [masks.MASK_TYPES[t] for t in trainer.validation_batch(mock_data)[1]["mask_type"]]
   per_style = {k[len("val_psnr_hole_"):]: v for k, v in val[-1].items()
                if k.startswith("val_psnr_hole_")}
   assert set(per_style) == set(styles) and styles.count("rect") == 4
@@ -197,7 +199,7 @@ def test_a_nan_stops_training_before_a_bad_checkpoint_is_written(four_steps, moc
   shutil.copytree(four_steps[0], workdir)
   # Fault injection outside the step: the resumed state gets a NaN weight, so every step from
   # here on is non-finite (the slow tier's CLI test makes the loss NaN instead).
-  load_or_init = train.load_or_init
+  load_or_init = trainer.load_or_init
 
   def load_poisoned(*args):
     state, step = load_or_init(*args)
@@ -205,7 +207,7 @@ def test_a_nan_stops_training_before_a_bad_checkpoint_is_written(four_steps, moc
     return state.replace(g_params={**state.g_params, "head": {
         **head, "kernel": head["kernel"] * np.nan}}), step
 
-  monkeypatch.setattr(train, "load_or_init", load_poisoned)
+  monkeypatch.setattr(trainer, "load_or_init", load_poisoned)
   with pytest.raises(SystemExit) as exit_:
     _train(mock_data, workdir, **dict(FOUR_STEPS, num_train_steps=12))
   assert exit_.value.code == 3
@@ -225,14 +227,14 @@ def test_resuming_with_another_number_of_grain_workers_is_a_clear_error(four_ste
 
 def test_sigterm_in_process_saves_stops_and_restores_the_handlers(mock_data, tmp_path,
                                                                   monkeypatch):
-  log_train = train.log_train
+  log_train = trainer.log_train
 
   def log_then_signal(step, *args, **kwargs):  # as if SIGTERM arrived during step 3
     if step == 2:
       os.kill(os.getpid(), signal.SIGTERM)
     return log_train(step, *args, **kwargs)
 
-  monkeypatch.setattr(train, "log_train", log_then_signal)
+  monkeypatch.setattr(trainer, "log_train", log_then_signal)
   before = signal.getsignal(signal.SIGTERM)
   last = _train(mock_data, tmp_path, num_train_steps=100, checkpoint_every_steps=100,
                 eval_every_steps=100, log_every_steps=1)
@@ -243,7 +245,7 @@ def test_sigterm_in_process_saves_stops_and_restores_the_handlers(mock_data, tmp
 @pytest.mark.slow
 def test_cli_batch_not_divisible_by_devices_fails_before_compiling(tiny_data_dir):
   t = time.time()
-  r = run_cli(["maskinpaint_jax.train", "--config", "configs/tiny.py", "--workdir",
+  r = run_cli(["maskinpaint_jax.tools.train", "--config", "configs/tiny.py", "--workdir",
                str(tiny_data_dir / "never"), f"--config.data.data_dir={tiny_data_dir}",
                "--config.batch_size=12"], timeout=120)
   assert r.returncode != 0 and "batch_size=16" in r.stderr
@@ -265,7 +267,7 @@ def test_cli_training_without_a_validation_split_fails_before_compiling(tmp_path
               "--occlusions", "face_mask", "--size", "32", "--workers", "1", "--no_face",
               "fixed_box", "--require_splits", "train,test"])
   t = time.time()
-  r = run_cli(["maskinpaint_jax.train", "--config", "configs/tiny.py", "--workdir",
+  r = run_cli(["maskinpaint_jax.tools.train", "--config", "configs/tiny.py", "--workdir",
                str(tmp_path / "work"), f"--config.data.data_dir={data_dir}"], timeout=120)
   assert r.returncode != 0
   assert "no validation data: split 'validation'" in r.stderr
@@ -273,7 +275,7 @@ def test_cli_training_without_a_validation_split_fails_before_compiling(tmp_path
   assert "compiled the train step" not in r.stdout
   assert not (tmp_path / "work").exists() and time.time() - t < 60
   # Validating on another split is a choice the config names, and then it is used as named.
-  split, batch = train.validation_batch(tiny_config(data_dir, **{"data.validation_split": "train"}))
+  split, batch = trainer.validation_batch(tiny_config(data_dir, **{"data.validation_split": "train"}))
   train_ids = {input_pipeline.open_sources(str(data_dir), "face_mask", 32, "train")[0][i]["id"]
                .decode() for i in range(8)}
   assert split == "train" and set(batch["id"]) == train_ids
@@ -298,7 +300,7 @@ def test_a_bad_override_is_one_error_line_and_status_2(override, message, capsys
 
 @pytest.mark.slow
 def test_cli_overrides_are_type_checked_and_applied(tiny_data_dir, tmp_path):
-  base = ["maskinpaint_jax.train", "--config", "configs/tiny.py", "--workdir", str(tmp_path),
+  base = ["maskinpaint_jax.tools.train", "--config", "configs/tiny.py", "--workdir", str(tmp_path),
           f"--config.data.data_dir={tiny_data_dir}"]
   r = run_cli(base + ["--config.num_train_steps=2", "--config.checkpoint_every_steps=1"])
   assert r.returncode == 0, r.stderr[-3000:]
@@ -313,9 +315,9 @@ def _restore_all(workdir, step):
   mngr = checkpoint.manager(workdir, read_only=True)
   config = checkpoint.load_config(mngr, step)
   one_device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-  abstract = jax.eval_shape(train.build(config, train.make_mesh(jax.devices()[:1])).init)
+  abstract = jax.eval_shape(trainer.build(config, trainer.make_mesh(jax.devices()[:1])).init)
   target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=one_device),
-                        train.to_items(abstract))
+                        train_step.to_items(abstract))
   got = checkpoint.load_train_items(mngr, step, target)
   mngr.close()
   data = {p.name: p.read_text() for p in
@@ -336,7 +338,7 @@ def _assert_checkpoints_identical(workdir_a, workdir_b, step):
 
 
 def _train_cmd(data_dir, workdir, *extra):
-  return [sys.executable, "-m", "maskinpaint_jax.train", "--config", "configs/tiny.py",
+  return [sys.executable, "-m", "maskinpaint_jax.tools.train", "--config", "configs/tiny.py",
           "--workdir", str(workdir), f"--config.data.data_dir={data_dir}", *extra]
 
 
@@ -401,7 +403,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tiny_data_dir, tmp_path):
 
 @pytest.mark.slow
 def test_cli_a_nan_exits_with_status_3_and_keeps_the_good_checkpoints(tiny_data_dir, tmp_path):
-  common = ["maskinpaint_jax.train", "--config", "configs/tiny.py", "--workdir", str(tmp_path),
+  common = ["maskinpaint_jax.tools.train", "--config", "configs/tiny.py", "--workdir", str(tmp_path),
             f"--config.data.data_dir={tiny_data_dir}", "--config.checkpoint_every_steps=2",
             "--config.log_every_steps=2"]
   assert run_cli(common + ["--config.num_train_steps=4"]).returncode == 0

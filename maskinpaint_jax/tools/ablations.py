@@ -1,7 +1,7 @@
 r"""The paper's Tables IV / V: the full model and its four ablations, trained on equal terms, one
 model per occlusion, scored on the same test images, written as one table.
 
-  python -m maskinpaint_jax.ablations --config configs/default.py --workdir runs/paper \
+  python -m maskinpaint_jax.tools.ablations --config configs/default.py --workdir runs/paper \
       [--occlusions face_mask,rect] [--variants all] [--stage all|train|evaluate] \
       [--split test] [--lpips_weights DIR] [--eval_limit N] [--config.batch_size=1504 ...]
 
@@ -9,7 +9,7 @@ Every (occlusion, variant) trains into <workdir>/<occlusion>/<variant> from the 
 seed and step budget (config.num_train_steps, or num_epochs over the occlusion's training split):
 the only differences are the variant's switch in config.model (models.ABLATIONS) and the one
 occlusion it is trained and scored on, as in the paper. Running the same command again skips
-finished runs, resumes an interrupted one from its newest checkpoint (train.py) and does not score
+finished runs, resumes an interrupted one from its newest checkpoint (trainer.py) and does not score
 a checkpoint twice (delete a run's eval/ folder to score it again, e.g. once LPIPS weights are
 available). Writes <workdir>/ablations.md (the layout of Tables IV / V: PSNR / SSIM /
 LPIPS per variant, face mask and rectangle) and ablations.json, with the runs they come from.
@@ -32,7 +32,8 @@ import ml_collections
 import numpy as np
 from absl import app, flags
 
-from maskinpaint_jax import checkpoint, cli, distributed, evaluate, input_pipeline, models, train
+from maskinpaint_jax import checkpoint, cli, distributed, input_pipeline, models
+from maskinpaint_jax import evaluation, runlog, trainer
 
 # The paper's column order (Tables IV / V), then the full model ("Ours" of Tables II / III).
 VARIANTS = ("no_mmrm_channel_attention", "no_mmrm_spatial_attention", "no_mmrm",
@@ -78,7 +79,7 @@ def run_config(base, occlusion: str, variant: str, train_examples: int):
   config = ml_collections.ConfigDict(base.to_dict())
   config.data.train_datasets = occlusion
   config.data.eval_datasets = occlusion
-  config.num_train_steps = train.num_train_steps(base, train_examples)
+  config.num_train_steps = trainer.num_train_steps(base, train_examples)
   config.model.update(models.ABLATIONS[variant])
   return config
 
@@ -115,9 +116,9 @@ def train_runs(runs: list[Run]) -> bool:
     what = f"resuming at step {step}" if step else "training"
     say(f"\n=== [{i}/{len(runs)}] {run.name}: {what} to step {budget} in {run.workdir}",
         flush=True)
-    # train.py's SIGTERM / SIGINT handlers last one run: a signal between runs (or during
+    # The trainer's SIGTERM / SIGINT handlers last one run: a signal between runs (or during
     # evaluation) gets the default handling again.
-    last = train.train_and_evaluate(run.config, str(run.workdir))
+    last = trainer.train_and_evaluate(run.config, str(run.workdir))
     if last.get("step", 0) < budget:
       say(f"{run.name} stopped at step {last.get('step')}: run the same command to resume.")
       return False
@@ -134,11 +135,11 @@ def score_run(run: Run, *, split: str, limit, **eval_kwargs) -> dict:
                        "use a new --workdir"}
   out = run.workdir / "eval" / (f"{split}-step{step}" + (f"-limit{limit}" if limit else ""))
   try:
-    results = json.loads((out / "results.json").read_text())
+    results = runlog.read_results(out)
     print(f"{run.name}: already scored ({out})")
   except (OSError, json.JSONDecodeError):
     print(f"\n=== {run.name}: scoring step {step} on {split!r}", flush=True)
-    _, results = evaluate.evaluate_model(run.config, str(run.workdir), split=split, step=step,
+    _, results = evaluation.evaluate_model(run.config, str(run.workdir), split=split, step=step,
                                          out=str(out), limit=limit, **eval_kwargs)
   ((name, res),) = results["datasets"].items()
   a = res["summary"]["all"]

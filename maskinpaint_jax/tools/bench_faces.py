@@ -1,6 +1,6 @@
 r"""Face finders side by side: masked faces found, false faces, seconds per photo.
 
-  python -m data_prep.bench_faces --src ../shared/data/realmask [--no_face_dir sample_data/no_face]
+  python -m maskinpaint_jax.tools.bench_faces --src ../shared/data/realmask [--no_face_dir sample_data/no_face]
       [--finders hog,hog_pad,blazeface_short,blazeface,mesh_short,mesh_full,mesh_no_refind,mesh]
       [--seed 0] [--timing_photos 10] [--sheet sheet.png] [--write docs/benchmarks.md]
 
@@ -27,8 +27,8 @@ from absl import flags
 import cv2
 import numpy as np
 
-from data_prep import faces
-from data_prep import images
+from maskinpaint_jax.faces import finders
+from maskinpaint_jax import images
 from maskinpaint_jax import cli
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -62,20 +62,20 @@ class PaddedFinder:
     out = []
     for f in self.finder.find_any_size(padded):
       top, right, bottom, left = f.box
-      out.append(faces.Face((top - p, right - p, bottom - p, left - p), f.landmarks - p, f.source))
+      out.append(finders.Face((top - p, right - p, bottom - p, left - p), f.landmarks - p, f.source))
     return out
 
 
 def _mesh(**kwargs):
-  from data_prep import mesh_faces  # pylint: disable=g-import-not-at-top
+  from maskinpaint_jax.faces import mesh as mesh_faces  # pylint: disable=g-import-not-at-top
   return lambda: mesh_faces.MeshFaceFinder(**kwargs)
 
 
 ALL_PASSES = ("short", "short_pad", "full", "full_pad", "full_tiles")
 CANDIDATES = {c.name: c for c in [
-    Candidate("hog", "dlib HOG + 68-point predictor (the paper's; `hog`)", faces.HogFaceFinder),
+    Candidate("hog", "dlib HOG + 68-point predictor (the paper's; `hog`)", finders.HogFaceFinder),
     Candidate("hog_pad", "dlib HOG on the photo with a 25 % black border",
-              lambda: PaddedFinder(faces.HogFaceFinder())),
+              lambda: PaddedFinder(finders.HogFaceFinder())),
     Candidate("blazeface_short", "BlazeFace short range alone (mesh only for the landmarks)",
               _mesh(passes=("short",), verify=False)),
     Candidate("blazeface", "BlazeFace, all 5 passes, unchecked",
@@ -207,7 +207,7 @@ def markdown(rows: dict, src: str, n_neg: int, neg_note: str, n_timing: int) -> 
         f"{100 * r['found'] / r['photos']:.1f} % | {r['false_faces']}"
         f"{which if r['false_faces'] else ''} | {r['s_mean']:.3f} | "
         f"{r['s_1000_median']:.3f} / {r['s_1000_max']:.3f} |")
-  lines += ["", "Which finder where: `python -m maskinpaint_jax.inpaint` (users' photos) uses "
+  lines += ["", "Which finder where: `python -m maskinpaint_jax.tools.inpaint` (users' photos) uses "
             "`mesh` (`--face_finder hog` for the other); the dataset build keeps `hog`: "
             "Algorithm 1 was written for dlib's landmarks, and CelebA's faces are unmasked "
             "(HOG finds one in 99 % of them).",
@@ -267,8 +267,8 @@ def main(argv, f: flags.FlagValues = flags.FLAGS) -> int:
            "(other jobs on the machine slow every row alike).")
   print(f"\n## {TITLE}\n\n{body}\n")
   if f.write:
-    from maskinpaint_jax import bench  # pylint: disable=g-import-not-at-top
-    bench.write_section(f.write, TITLE, body, table_command(sys.argv[1:]), machine_desc=host())
+    from maskinpaint_jax import reporting  # pylint: disable=g-import-not-at-top
+    reporting.write_section(f.write, TITLE, body, table_command(sys.argv[1:]), machine_desc=host())
     print(f"written to {f.write}")
   return 0
 
@@ -279,7 +279,7 @@ def table_command(argv) -> str:
   if "--sheet" in argv:
     del argv[argv.index("--sheet"):argv.index("--sheet") + 2]
   argv = [a for a in argv if not a.startswith("--sheet=")]
-  return "python -m data_prep.bench_faces " + shlex.join(argv)
+  return "python -m maskinpaint_jax.tools.bench_faces " + shlex.join(argv)
 
 
 def host() -> str:

@@ -1,50 +1,28 @@
-r"""Evaluates a trained generator like the paper's Tables II / III, next to classical baselines.
+"""Scores a generator like the paper's Tables II / III (section III.C.2), next to classical
+baselines, on the same examples of a built dataset:
 
-  python -m maskinpaint_jax.evaluate [--config.data.data_dir=data/tfds12k]   # the shipped model
-  python -m maskinpaint_jax.evaluate --workdir runs/paper [--config configs/default.py]
-      [--split test] [--step N] [--lpips_weights DIR] [--limit N] [--out DIR]
-
-Restores only the generator (no discriminator or optimiser state). For every dataset in
-config.data.eval_datasets (default "": the datasets the checkpoint was trained on) and the same
-examples, it scores:
   masked input as is | OpenCV Telea | OpenCV Navier-Stokes | ours, raw output | ours, composite
+
 with PSNR (dB, whole image and hole only), SSIM (%), LPIPS (x100, or n/a with the reason),
 identity preservation (face_recognition embedding distance to the original, share under 0.6),
-and a per-mask-style breakdown. Writes results.json, results.csv, results.md and sample grids
-(clean | masked | Telea | NS | ours raw | ours composite) into --out
-(default <workdir>/eval/<split>-step<N>, or runs/eval/<model>/<split> for the shipped model).
-With --workdir and without --config the checkpoint's own config is used (data paths included);
-without --workdir, the shipped model (pretrained/) with configs/shipped.py. Every table says
-which training data the model saw; a dataset outside them is marked as out of distribution (the
-paper scores each occlusion with a model trained on it).
+and a per-mask-style breakdown. `evaluate_model` writes results.json / results.csv
+(`runlog.write_results`), results.md (`reporting.evaluation_markdown`) and sample grids (clean |
+masked | Telea | NS | ours raw | ours composite). The program is `tools/evaluate.py`.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import pathlib
 import time
 
 import numpy as np
 import tqdm
-from absl import flags
 
-from data_prep import images as image_utils
-from data_prep import masks as mask_lib
-from maskinpaint_jax import (baselines, checkpoint, cli, inference, input_pipeline, metrics,
-                             report)
-
-SHIPPED_CONFIG = pathlib.Path(__file__).resolve().parents[1] / "configs" / "shipped.py"
-METHODS = ("masked_input", "telea", "navier_stokes", "ours_raw", "ours_composite")
-LABELS = {
-    "masked_input": "Masked input (as is)",
-    "telea": "OpenCV Telea",
-    "navier_stokes": "OpenCV Navier-Stokes",
-    "ours_raw": "Ours: raw output",
-    "ours_composite": "Ours: composite with hole map",
-}
-METRICS = ("psnr", "psnr_hole", "ssim", "lpips", "id_distance", "id_match")
+from maskinpaint_jax import images as image_utils
+from maskinpaint_jax import masks as mask_lib
+from maskinpaint_jax import (baselines, checkpoint, inference, input_pipeline, metrics, reporting,
+                             runlog)
+from maskinpaint_jax.runlog import METHODS, METRICS
 
 
 def score_batch(clean, outputs, hole, lpips, original_embeddings, landmarks):
@@ -117,20 +95,6 @@ def eval_names(config, saved_config) -> str:
   return config.data.get("eval_datasets") or saved_config.data.train_datasets
 
 
-def write_results(out_dir: pathlib.Path, results: dict):
-  out_dir.mkdir(parents=True, exist_ok=True)
-  (out_dir / "results.json").write_text(json.dumps(results, indent=2))
-  with (out_dir / "results.csv").open("w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(["dataset", "subset", "n", "method"] + list(METRICS))
-    for name, res in results["datasets"].items():
-      for subset, s in res["summary"].items():
-        for m in METHODS:
-          w.writerow([name, subset, s["n"], m] + ["" if s[m][k] is None else f"{s[m][k]:.4f}"
-                                                   for k in METRICS])
-  (out_dir / "results.md").write_text(report.evaluation_markdown(results))
-
-
 def evaluate_model(config, workdir: str, *, split="test", step=None, out=None,
                    lpips_weights=None, limit=None, batch_size=32, identity=True,
                    num_samples=8) -> tuple[pathlib.Path, dict]:
@@ -152,7 +116,7 @@ def evaluate_model(config, workdir: str, *, split="test", step=None, out=None,
   m = saved_config.model
   results = {"meta": {
       "workdir": str(pathlib.Path(workdir).absolute()), "step": int(step), "split": split,
-      "date": time.strftime("%Y-%m-%d"), "machine": report.machine(),
+      "date": time.strftime("%Y-%m-%d"), "machine": reporting.machine(),
       "lpips": lpips.reason, "identity": bool(identity),
       "model_summary": f"{saved_config.data.image_size} px, "
                        f"{'non-blind' if m.get('non_blind') else 'blind'}, base width "
@@ -176,43 +140,8 @@ def evaluate_model(config, workdir: str, *, split="test", step=None, out=None,
     results["datasets"][name] = {"summary": summarize(per_image, mask_types),
                                  "in_training": name in results["meta"]["trained_on"],
                                  "samples": grids, "seconds": time.time() - t0}
-  write_results(out_dir, results)
+  runlog.write_results(out_dir, results)
+  (out_dir / "results.md").write_text(reporting.evaluation_markdown(results))
   return out_dir, results
 
 
-def define_flags(fv: flags.FlagValues = flags.FLAGS):
-  """Command-line flags (only when run as a program)."""
-  # Without --workdir the shipped model is evaluated with the config it was trained with, so
-  # --config.data.data_dir / --config.data.eval_datasets work alone; with --workdir the
-  # checkpoint's own config is used unless --config is given.
-  cli.define_config_flag(default=str(SHIPPED_CONFIG), required=False, fv=fv)
-  flags.DEFINE_string("workdir", None, "Training workdir, or an exported model folder "
-                      "(default: the shipped model in pretrained/).", flag_values=fv)
-  flags.DEFINE_string("split", "test", "Dataset split to evaluate.", flag_values=fv)
-  flags.DEFINE_integer("step", None, "Checkpoint step (default: newest).", flag_values=fv)
-  flags.DEFINE_string("out", None, "Output folder (default <workdir>/eval/<split>-step<N>).",
-                      flag_values=fv)
-  flags.DEFINE_string("lpips_weights", None,
-                      "Folder with lpips-j's vgg16_weights.h5 and lpips_lin.h5 (default: "
-                      "$LPIPS_WEIGHTS_DIR, the Hugging Face cache, then the hub).", flag_values=fv)
-  flags.DEFINE_integer("limit", None, "Evaluate only the first N examples per dataset.",
-                       flag_values=fv)
-  flags.DEFINE_integer("batch_size", 32, "Evaluation batch size.", flag_values=fv)
-  flags.DEFINE_bool("identity", True, "Compute identity preservation (face_recognition).",
-                    flag_values=fv)
-  flags.DEFINE_integer("num_samples", 8, "Examples in each picture grid.", flag_values=fv)
-
-
-def main(argv, f: flags.FlagValues = flags.FLAGS):
-  cli.no_args(argv)
-  config = f.config if (f["config"].present or f.workdir is None) else None
-  out_dir, results = evaluate_model(
-      config, f.workdir, split=f.split, step=f.step, out=f.out, lpips_weights=f.lpips_weights,
-      limit=f.limit, batch_size=f.batch_size, identity=f.identity, num_samples=f.num_samples)
-  print(report.evaluation_markdown(results))
-  print(f"\nwritten: {out_dir}/results.md, results.json, results.csv, samples_*.png")
-
-
-if __name__ == "__main__":
-  define_flags()
-  cli.run(main)

@@ -1,10 +1,10 @@
 r"""Quality per CPU hour of training recipes, and the learning curve, from runs' own logs.
 
-  python -m maskinpaint_jax.recipes --runs runs/recipes --write docs/recipes.md
-  python -m maskinpaint_jax.recipes --curve runs/shipped --curve runs/recipes/blind \
+  python -m maskinpaint_jax.tools.recipes --runs runs/recipes --write docs/recipes.md
+  python -m maskinpaint_jax.tools.recipes --curve runs/shipped --curve runs/recipes/blind \
       --write docs/learning_curve.md
 
-Every number comes from a run's metrics.jsonl (the periodic validation of train.py on a fixed
+Every number comes from a run's metrics.jsonl (the periodic validation of the trainer on a fixed
 set of validation images: `val_psnr_hole_<style>` per mask style) and its config.json; OpenCV
 Telea is scored on the same validation images, so each row says "ours − Telea" in the hole.
 """
@@ -23,19 +23,19 @@ import numpy as np
 from absl import flags
 from flax import traverse_util
 
-from data_prep import masks as data_masks
-from maskinpaint_jax import baselines, bench, cli, metrics, train
+from maskinpaint_jax import masks as data_masks
+from maskinpaint_jax import baselines, cli, metrics
+from maskinpaint_jax import reporting, runlog, train_step, trainer
 
 STYLES = data_masks.MASK_TYPES
 
 
 def read_run(workdir: pathlib.Path) -> dict:
   """metrics.jsonl and config.json of one training run: eval rows, speed and wall time."""
-  rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()
-          if line.strip()]
+  rows = runlog.read_metrics(workdir)
   config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
-  evals = [r for r in rows if "val_psnr_hole" in r]
-  rates = [r["steps_per_s"] for r in rows if "steps_per_s" in r]
+  evals = runlog.validation_rows(rows)
+  rates = [r["steps_per_s"] for r in runlog.training_rows(rows)]
   steps_per_s = float(np.median(rates)) if rates else float("nan")
   last_step = max(r["step"] for r in rows)
   return dict(name=workdir.name, config=config, evals=evals, steps_per_s=steps_per_s,
@@ -43,13 +43,13 @@ def read_run(workdir: pathlib.Path) -> dict:
 
 
 def telea_reference(config) -> dict[str, float]:
-  """Telea's hole PSNR per style on the validation images train.py validates on."""
+  """Telea's hole PSNR per style on the validation images the trainer validates on."""
   if "validation_split" not in config.data:  # a run from before the field existed
     config.data.validation_split = "validation"
-  _, batch = train.validation_batch(config)
+  _, batch = trainer.validation_batch(config)
   filled = baselines.telea(batch["masked"], batch["hole"])
   per_image = np.asarray(jax.device_get(metrics.psnr(filled, batch["clean"], batch["hole"])))
-  out = train.per_style(per_image, batch["mask_type"])
+  out = train_step.per_style(per_image, batch["mask_type"])
   face = np.isin(batch["mask_type"], [STYLES.index(s) for s in data_masks.FACE_MASK_STYLES])
   out["face_mask"] = float(per_image[face].mean()) if face.any() else math.nan
   return out
@@ -149,7 +149,7 @@ def main(argv, f: flags.FlagValues = flags.FLAGS):
   sections = []
   if f.runs:
     # In the order they were started: the first is the reference the others differ from.
-    done = [p for p in pathlib.Path(f.runs).iterdir() if (p / "metrics.jsonl").exists()]
+    done = [p for p in pathlib.Path(f.runs).iterdir() if (p / runlog.METRICS_FILE).exists()]
     runs = [read_run(p) for p in sorted(done, key=lambda p: (p / "config.json").stat().st_mtime)]
     telea = telea_reference(runs[0]["config"])
     sections.append(("Recipes: quality per CPU hour", recipes_markdown(runs, telea)))
@@ -157,11 +157,11 @@ def main(argv, f: flags.FlagValues = flags.FLAGS):
     run = read_run(pathlib.Path(path))
     telea = telea_reference(run["config"])
     sections.append((f"Learning curve: {run['name']}", curve_markdown(run, telea)))
-  command = "python -m maskinpaint_jax.recipes " + " ".join(sys.argv[1:])
+  command = "python -m maskinpaint_jax.tools.recipes " + " ".join(sys.argv[1:])
   for title, body in sections:
     print(f"## {title}\n\n{body}\n")
     if f.write:
-      bench.write_section(f.write, title, body, command)
+      reporting.write_section(f.write, title, body, command)
   print(f"({datetime.date.today()})")
 
 

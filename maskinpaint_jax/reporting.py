@@ -1,17 +1,17 @@
-"""Human-readable summaries generated from evaluate's results.json (never typed by hand): the
-full results.md, the compact tables of the README and the demo report, and the machine line
-that every measurement carries."""
+"""Every markdown table and section the project writes, from its record files (never typed by
+hand): evaluate's results.md, the compact tables of the README and the demo report, the
+side-by-side and quality-target tables, `write_section` for docs/*.md, and the machine line
+that every measurement carries. One number format (`fmt`) for all of them."""
 
 from __future__ import annotations
 
+import datetime
 import os
 import pathlib
 import platform
 import re
 
-from absl import app, flags
-
-from maskinpaint_jax import cli
+from maskinpaint_jax.runlog import LABELS, METHODS
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -26,14 +26,14 @@ def machine() -> str:
           f"{os.cpu_count()} cores, Python {platform.python_version()}, JAX {jax.__version__}")
 
 
-def _fmt(v, digits=2):
+def fmt(v, digits=2):
   """One number format for every table: `digits` decimals, "n/a" for a metric not computed."""
   return "n/a" if v is None else f"{v:.{digits}f}"
 
 
 def _row(label, r):
-  return (f"| {label} | {_fmt(r['psnr'])} | {_fmt(r['psnr_hole'])} | {_fmt(r['ssim'])} | "
-          f"{_fmt(r['lpips'])} | {_fmt(r['id_distance'], 3)} |")
+  return (f"| {label} | {fmt(r['psnr'])} | {fmt(r['psnr_hole'])} | {fmt(r['ssim'])} | "
+          f"{fmt(r['lpips'])} | {fmt(r['id_distance'], 3)} |")
 
 
 def comparison_sentence(summary: dict) -> str:
@@ -48,7 +48,6 @@ def comparison_sentence(summary: dict) -> str:
 
 def results_markdown(results: dict, heading_level: int = 3) -> str:
   """Compact tables of every evaluated dataset (all methods, all metrics)."""
-  from maskinpaint_jax.evaluate import LABELS, METHODS  # pylint: disable=g-import-not-at-top
   meta = results["meta"]
   h = "#" * heading_level
   lines = [f"Checkpoint step {meta['step']}, split `{meta['split']}`, generator "
@@ -69,7 +68,6 @@ def results_markdown(results: dict, heading_level: int = 3) -> str:
 def evaluation_markdown(results: dict) -> str:
   """evaluate's results.md: every dataset in the layout of the paper's Tables II / III, then
   identity preservation and the per-mask-style breakdown."""
-  from maskinpaint_jax.evaluate import LABELS, METHODS  # pylint: disable=g-import-not-at-top
   meta = results["meta"]
   lines = [f"# Evaluation: {meta['workdir']} (step {meta['step']}, split `{meta['split']}`)", "",
            f"Generator: {meta['model_summary']}. Measured {meta['date']} on {meta['machine']}.",
@@ -85,8 +83,8 @@ def evaluation_markdown(results: dict) -> str:
               "|---|---:|---:|---:|---:|"]
     for m in METHODS:
       r = a[m]
-      lines.append(f"| {LABELS[m]} | {_fmt(r['psnr'])} | {_fmt(r['ssim'])} | "
-                   f"{_fmt(r['lpips'])} | {_fmt(r['psnr_hole'])} |")
+      lines.append(f"| {LABELS[m]} | {fmt(r['psnr'])} | {fmt(r['ssim'])} | "
+                   f"{fmt(r['lpips'])} | {fmt(r['psnr_hole'])} |")
     lines += ["", "Raw output: the generator's image as is. Composite: hole pixels from the "
               "generator, the rest from the input (needs the hole map; the baselines are "
               "composites by construction)." + lpips_note, ""]
@@ -95,8 +93,8 @@ def evaluation_markdown(results: dict) -> str:
                 "original; lower distance is better; 'same person' below 0.6):", "",
                 "| Method | mean distance | share < 0.6 (%) |", "|---|---:|---:|"]
       for m in METHODS:
-        lines.append(f"| {LABELS[m]} | {_fmt(a[m]['id_distance'], 3)} | "
-                     f"{_fmt(a[m]['id_match'], 1)} |")
+        lines.append(f"| {LABELS[m]} | {fmt(a[m]['id_distance'], 3)} | "
+                     f"{fmt(a[m]['id_match'], 1)} |")
       lines.append("")
     styles = [s for s in res["summary"] if s != "all"]
     if styles:
@@ -104,8 +102,8 @@ def evaluation_markdown(results: dict) -> str:
                 "| Method | " + " | ".join(f"{s} (n={res['summary'][s]['n']})" for s in styles)
                 + " |", "|---|" + "---:|" * len(styles)]
       for m in METHODS:
-        cells = [f"{_fmt(res['summary'][s][m]['psnr'])} / {_fmt(res['summary'][s][m]['ssim'])}"
-                 f" / {_fmt(res['summary'][s][m]['lpips'])}" for s in styles]
+        cells = [f"{fmt(res['summary'][s][m]['psnr'])} / {fmt(res['summary'][s][m]['ssim'])}"
+                 f" / {fmt(res['summary'][s][m]['lpips'])}" for s in styles]
         lines.append(f"| {LABELS[m]} | " + " | ".join(cells) + " |")
       lines.append("")
     lines += ["Samples (clean | masked | Telea | Navier-Stokes | ours raw | ours composite): "
@@ -127,7 +125,7 @@ def update_readme(readme: pathlib.Path, results: dict, source: str) -> None:
   text = readme.read_text()
   if README_START not in text or README_END not in text:
     raise ValueError(f"{readme} has no {README_START} ... {README_END} block")
-  block = (f"{README_START}\n<!-- generated by `python -m maskinpaint_jax.report --readme "
+  block = (f"{README_START}\n<!-- generated by `python -m maskinpaint_jax.tools.report --readme "
            f"{source}`; do not edit by hand -->\n\n{results_markdown(results)}\n\n"
            f"{README_END}")
   text = re.sub(re.escape(README_START) + ".*?" + re.escape(README_END), lambda _: block, text,
@@ -157,8 +155,8 @@ def side_by_side_markdown(results: dict[str, dict]) -> str:
   return "\n".join(lines)
 
 
-# The shipped model's quality targets (issue "a shipped model that clearly beats classical
-# inpainting"): dB of hole PSNR over OpenCV Telea on the same test images.
+# The shipped model's quality targets: dB of hole PSNR over OpenCV Telea on the same test
+# images (docs/recipes.md, "Quality targets").
 TARGETS = {"face_mask": 3.5, "style": 2.5, "rect": 5.0}
 
 
@@ -187,46 +185,23 @@ def targets_markdown(results: dict) -> str:
   return "\n".join(lines)
 
 
-def define_flags(fv: flags.FlagValues = flags.FLAGS):
-  d = dict(flag_values=fv)
-  flags.DEFINE_string("write", None, "Markdown file to add the section to.", **d)
-  flags.DEFINE_string("title", "Side by side", "Title of the side-by-side section.", **d)
-  flags.DEFINE_string("targets", None, "A results.json to check against the shipped model's "
-                      "quality targets.", **d)
-  flags.DEFINE_string("readme", None, "A results.json whose tables replace README.md's results "
-                      "block.", **d)
+def fmt_bytes(n) -> str:
+  """A byte count as GiB (two decimals) from 1 GiB up, else MiB; "n/a" for None."""
+  if n is None:
+    return "n/a"
+  return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
-def main(argv, f: flags.FlagValues = flags.FLAGS):
-  """python -m maskinpaint_jax.report LABEL=results.json [...] [--write FILE --title T]
-  [--targets results.json] [--readme results.json]"""
-  import json  # pylint: disable=g-import-not-at-top
-  import shlex  # pylint: disable=g-import-not-at-top
-  import sys  # pylint: disable=g-import-not-at-top
-  from maskinpaint_jax import bench  # pylint: disable=g-import-not-at-top
-  command = "python -m maskinpaint_jax.report " + shlex.join(sys.argv[1:])
-  load = lambda path: json.loads(pathlib.Path(path).read_text())
-  if f.readme:
-    readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
-    update_readme(readme, load(f.readme), f.readme)
-    print(f"{readme}: results block replaced from {f.readme}")
-  if f.targets:
-    body = targets_markdown(load(f.targets))
-    print(body)
-    if f.write:
-      bench.write_section(f.write, "Quality targets", body, command)
-  if not argv:
-    return
-  bad = [a for a in argv if "=" not in a]
-  if bad:
-    raise app.UsageError(f"{bad}: name each results file LABEL=path/to/results.json",
-                         exitcode=2)
-  body = side_by_side_markdown({k: load(v) for k, v in (a.split("=", 1) for a in argv)})
-  print(body)
-  if f.write:
-    bench.write_section(f.write, f.title, body, command)
-
-
-if __name__ == "__main__":
-  define_flags()
-  cli.run(main)
+def write_section(path: str, title: str, body: str, command: str, machine_desc: str | None = None):
+  """Adds or replaces `## title` in the markdown file, keeping the other sections.
+  `machine_desc` replaces the JAX device line for benchmarks that do not use JAX."""
+  p = pathlib.Path(path)
+  text = p.read_text() if p.exists() else "# Benchmarks\n\nEvery number: machine, date, command.\n"
+  block = (f"## {title}\n\nMachine: {machine_desc or machine()}. "
+           f"Date: {datetime.date.today()}.\n"
+           f"Command: `{command}`\n\n{body}\n")
+  pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
+  text = pattern.sub(lambda _: block + "\n", text) if pattern.search(text) else \
+      text.rstrip("\n") + "\n\n" + block
+  p.parent.mkdir(parents=True, exist_ok=True)
+  p.write_text(text)

@@ -1,7 +1,8 @@
-r"""The GPU check (issue #14) in one command, everything written into one folder.
+r"""The GPU check in one command: bench, build, train, evaluate on one GPU node, everything
+written into one folder.
 
   launch/gpu_check.sh OUT              (the knobs, and TOY=1 for the CPU rehearsal, are there)
-  python -m maskinpaint_jax.gpu_check --out OUT [--work runs/gpu_check]
+  python -m maskinpaint_jax.tools.gpu_check --out OUT [--work runs/gpu_check]
       [--config configs/default.py] [--size 128] [--src DIR,DIR] [--limit N]
       [--phases bench,build,train,evaluate] ...
 
@@ -24,6 +25,10 @@ r"""The GPU check (issue #14) in one command, everything written into one folder
 OUT/summary.md and summary.json hold every number and where it came from, with the seconds each
 phase took; logs/ holds each subprocess's output. This process never imports JAX: every step is a
 subprocess, so a probe that runs out of memory fails alone, and this one holds no device memory.
+
+Why one long module: the four phases, their subprocess plumbing and the summary they write are one
+script that runs once per GPU node and is rehearsed as a whole (tests/test_gpu_check.py); each
+phase is a few small functions, and nothing here is imported by the library.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from typing import Callable
 
 from absl import flags
 
-from maskinpaint_jax import cli
+from maskinpaint_jax import cli, input_pipeline, reporting, runlog
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DTYPES = ("float32", "bfloat16")
@@ -53,7 +58,7 @@ OCCLUSIONS = ("face_mask", "rect")
 # How XLA / the allocator say that a program does not fit in device memory.
 OOM_PATTERN = re.compile(r"RESOURCE_EXHAUSTED|[Oo]ut of memory|OOM when allocating|"
                          r"Allocator .* ran out of memory")
-COMPILED_LINE = "compiled the train step"  # train.py prints it once the loop's step is ready
+COMPILED_LINE = "compiled the train step"  # the trainer prints it once the loop's step is ready
 NEAR_BEST = 0.95  # a smaller batch within 5 % of the best img/s is as good for training
 
 
@@ -90,7 +95,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS):
                      "after this long.", **d)
   flags.DEFINE_integer("log_every", 20, "Training log interval (steps).", **d)
   flags.DEFINE_integer("eval_every", 200, "Validation during training (steps).", **d)
-  flags.DEFINE_string("eval_args", "", "More flags of maskinpaint_jax.evaluate.", **d)
+  flags.DEFINE_string("eval_args", "", "More flags of maskinpaint_jax.tools.evaluate.", **d)
   cli.check_choices("phases", PHASES, fv)
 
 
@@ -169,7 +174,7 @@ def bench_probe(args, dtype: str, per_device_batch: int) -> dict:
   """One `bench train` at this per-device batch: {"batch", "status": ok | oom | error, "row",
   "seconds", "log"}. The persistent compilation cache is off: compile time is measured."""
   tag = f"{dtype}_b{per_device_batch}"
-  cmd = python("maskinpaint_jax.bench", "train", "--config", args.config,
+  cmd = python("maskinpaint_jax.tools.bench", "train", "--config", args.config,
                f"--config.data.image_size={args.size}", f"--config.model.dtype={dtype}",
                "--per_device_batch", per_device_batch, "--steps", args.bench_steps,
                "--warmup", args.bench_warmup, "--profile_dir", args.work / "profile" / tag,
@@ -255,7 +260,7 @@ def pick_train_batch(probes: list[dict]) -> int:
 # --- 2. build ----------------------------------------------------------------------------------
 
 def link_photos(sources: list[str], dest: pathlib.Path) -> int:
-  """dest/<folder name>/<file> -> each source's files (data_prep.build takes one --src). Links
+  """dest/<folder name>/<file> -> each source's files (maskinpaint_jax.tools.build takes one --src). Links
   of an earlier run are removed first (only links), so `dest` names exactly this run's photos."""
   for old in (dest.rglob("*") if dest.is_dir() else []):
     if old.is_symlink():
@@ -274,8 +279,7 @@ def link_photos(sources: list[str], dest: pathlib.Path) -> int:
 
 def build_summary(data_dir: pathlib.Path, occlusion: str, size: int) -> dict:
   """The build's own summary of one dataset, less the per-photo list of skipped files."""
-  from data_prep import builder  # pylint: disable=g-import-not-at-top  (tfds: import late)
-  path = builder.find_builder_dir(data_dir, builder.config_name(occlusion, size))
+  path = input_pipeline.find_builder_dir(data_dir, input_pipeline.config_name(occlusion, size))
   s = json.loads((path / "build_summary.json").read_text())
   keep = ("dataset", "photos_found", "photos_drawn", "examples", "mask_types", "skipped_count",
           "fixed_box_fallbacks", "seconds", "workers", "images_per_second",
@@ -287,13 +291,13 @@ def run_build(args) -> dict:
   """Both datasets from one folder of links to every --src photo."""
   photos, data_dir = args.work / "photos", args.work / "tfds"
   n = link_photos(args.src, photos)
-  cmd = python("data_prep.build", "--src", photos, "--data_dir", data_dir, "--occlusions",
+  cmd = python("maskinpaint_jax.tools.build", "--src", photos, "--data_dir", data_dir, "--occlusions",
                ",".join(OCCLUSIONS), "--size", args.size, "--workers", args.workers)
   if args.limit:
     cmd += ["--limit", str(args.limit)]
   r = run_logged(cmd, args.out / "logs" / "build.log")
   if r.returncode:
-    raise RuntimeError(f"data_prep.build failed ({r.returncode}):\n{tail(r.output)}")
+    raise RuntimeError(f"maskinpaint_jax.tools.build failed ({r.returncode}):\n{tail(r.output)}")
   return dict(photos_linked=n, seconds=r.seconds,
               datasets={o: build_summary(data_dir, o, args.size) for o in OCCLUSIONS})
 
@@ -303,7 +307,7 @@ def run_build(args) -> dict:
 def train_command(args, workdir: pathlib.Path, dtype: str, batch: int) -> list[str]:
   """The config's own training, but stopped by the clock: no step budget, no periodic
   checkpoint (the one written on SIGTERM is the one evaluated)."""
-  return python("maskinpaint_jax.train", "--config", args.config, "--workdir", workdir,
+  return python("maskinpaint_jax.tools.train", "--config", args.config, "--workdir", workdir,
                 f"--config.data.data_dir={args.work / 'tfds'}",
                 f"--config.data.image_size={args.size}",
                 f"--config.data.train_datasets={args.train_datasets}",
@@ -357,17 +361,15 @@ def train_for(args, workdir: pathlib.Path, dtype: str, batch: int, log: pathlib.
 def curve(workdir: pathlib.Path) -> dict:
   """What metrics.jsonl says: steps, median img/s (the first interval, with its warm-up, left
   out), the last losses and every validation."""
-  path = workdir / "metrics.jsonl"
-  records = [json.loads(l) for l in path.read_text().splitlines() if l.strip()] \
-      if path.exists() else []
-  train = [r for r in records if "img_per_s" in r]
+  records = runlog.read_metrics(workdir)
+  train = runlog.training_rows(records)
   rates = [r["img_per_s"] for r in train[1:]] or [r["img_per_s"] for r in train]
   last = train[-1] if train else {}
   return dict(last_logged_step=last.get("step"),
               img_per_s_median=statistics.median(rates) if rates else None,
               last={k: last.get(k) for k in ("d_loss", "g_loss", "g_adv", "g_l1", "g_tv")},
               validation=[{k: v for k, v in r.items() if k == "step" or k.startswith("val_")}
-                          for r in records if "val_psnr" in r])
+                          for r in runlog.validation_rows(records)])
 
 
 def run_train(args, bench: dict | None) -> dict:
@@ -411,11 +413,11 @@ def run_evaluate(args, train: dict | None) -> dict:
   note = (f"gpu_check: {pathlib.Path(args.config).name} at {args.size} px, "
           f"{(train or {}).get('dtype')}, batch {(train or {}).get('global_batch')}, "
           f"{args.budget_s:.0f} s of training on {args.train_datasets}")
-  r = run_logged(python("maskinpaint_jax.export", "--workdir", workdir, "--out", model,
+  r = run_logged(python("maskinpaint_jax.tools.export", "--workdir", workdir, "--out", model,
                         "--note", note), args.out / "logs" / "export.log")
   if r.returncode:
     raise RuntimeError(f"export failed ({r.returncode}):\n{tail(r.output)}")
-  cmd = python("maskinpaint_jax.evaluate", "--workdir", model, "--config", args.config,
+  cmd = python("maskinpaint_jax.tools.evaluate", "--workdir", model, "--config", args.config,
                f"--config.data.data_dir={args.work / 'tfds'}",
                f"--config.data.image_size={args.size}",
                f"--config.data.eval_datasets={','.join(OCCLUSIONS)}", "--split", "test",
@@ -423,7 +425,7 @@ def run_evaluate(args, train: dict | None) -> dict:
   r = run_logged(cmd, args.out / "logs" / "evaluate.log")
   if r.returncode:
     raise RuntimeError(f"evaluate failed ({r.returncode}):\n{tail(r.output)}")
-  results = json.loads((args.out / "eval" / "results.json").read_text())
+  results = runlog.read_results(args.out / "eval")
   return dict(seconds=r.seconds, step=results["meta"]["step"],
               generator=sorted(p.name for p in model.iterdir()),
               datasets={name: dict(n=d["summary"]["all"]["n"], in_training=d["in_training"],
@@ -435,12 +437,8 @@ def run_evaluate(args, train: dict | None) -> dict:
 
 # --- summary -----------------------------------------------------------------------------------
 
-def _gib(n) -> str:
-  return "n/a" if n is None else f"{n / 2**30:.2f} GiB"
-
-
 def bench_markdown(bench: dict) -> list[str]:
-  from maskinpaint_jax import profiling  # pylint: disable=g-import-not-at-top  (no JAX)
+  from maskinpaint_jax.tools import profiling  # pylint: disable=g-import-not-at-top  no JAX
   lines = ["| dtype | per-device batch | status | step (s) | img/s | compile (s) | peak memory "
            "| device limit | MFU |", "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
   for dtype in DTYPES:
@@ -449,8 +447,8 @@ def bench_markdown(bench: dict) -> list[str]:
       mfu = f"{100 * r['mfu']:.1f} %" if r.get("mfu") is not None else "n/a"
       lines.append(f"| {dtype} | {p['batch']} | {p['status']} | "
                    + (f"{r['step_s']:.3f} | {r['img_per_s']:.1f} | {r['compile_s']:.1f} | "
-                      f"{_gib(r['memory_bytes'])} ({r['memory_kind']}) | "
-                      f"{_gib(r.get('memory_limit_bytes'))} | {mfu} |" if r else
+                      f"{reporting.fmt_bytes(r['memory_bytes'])} ({r['memory_kind']}) | "
+                      f"{reporting.fmt_bytes(r.get('memory_limit_bytes'))} | {mfu} |" if r else
                       "| | | | | |"))
   lines.append("")
   for dtype in DTYPES:
@@ -517,14 +515,14 @@ def summary_markdown(s: dict) -> str:
 
 
 def machine_line(out: pathlib.Path) -> str | None:
-  """report.machine() as bench or evaluate wrote it (this process never imports JAX)."""
+  """reporting.machine() as bench or evaluate wrote it (this process never imports JAX)."""
   bench_md, results = out / "benchmarks.md", out / "eval" / "results.json"
   if bench_md.exists():
     m = re.search(r"^Machine: (.*?)\. Date:", bench_md.read_text(), re.M)
     if m:
       return m.group(1)
   if results.exists():
-    return json.loads(results.read_text())["meta"].get("machine")
+    return runlog.read_results(results)["meta"].get("machine")
   return None
 
 
@@ -540,7 +538,7 @@ def main(argv, f: flags.FlagValues = flags.FLAGS) -> int:
   args.out.mkdir(parents=True, exist_ok=True)
   args.work.mkdir(parents=True, exist_ok=True)
   t_all = time.time()
-  summary = dict(command=shlex.join([sys.executable, "-m", "maskinpaint_jax.gpu_check",
+  summary = dict(command=shlex.join([sys.executable, "-m", "maskinpaint_jax.tools.gpu_check",
                                      *sys.argv[1:]]),
                  date=time.strftime("%Y-%m-%d %H:%M"), out=str(args.out), work=str(args.work),
                  args={k: (str(v) if isinstance(v, pathlib.Path) else v)

@@ -1,12 +1,13 @@
-"""Face detection, 68 landmarks, the checks a face must pass, and the face-centred square crop.
+"""Face detection and 68 landmarks: the `FaceFinder` interface, dlib's HOG finder, and the checks
+a face must pass before it can be restored.
 
-`FaceFinder` is the one interface; `make_finder("hog" | "mesh")` picks an implementation.
+`FaceFinder` is the one interface; `faces.make_finder("hog" | "mesh")` picks an implementation.
 "hog" is what the paper's "Face_recognition" library does (section III.A): dlib's HOG
 frontal-face detector and its 68-point shape predictor, with the model file that
 `face_recognition_models` ships. We call dlib directly so that the box can be scaled between a
 downscaled detection copy and the full-resolution photo. The dataset build uses it (Algorithm 1
-was written for these landmarks, and CelebA faces are unmasked). "mesh" (mesh_faces.py, MediaPipe)
-also finds masked faces: `maskinpaint_jax.inpaint` uses it for users' photos.
+was written for these landmarks, and CelebA faces are unmasked). "mesh" (mesh.py, MediaPipe)
+also finds masked faces: `maskinpaint_jax.tools.inpaint` uses it for users' photos.
 
 Landmarks use dlib's 0-based numbering (0-16 jaw from the image-left side, 17-26 brows, 27-30
 nose bridge, 31-35 nose bottom, 36-47 eyes, 48-67 mouth). The paper's point numbers are these
@@ -148,20 +149,6 @@ class HogFaceFinder(FaceFinder):
     return Face(box, self.landmarks(image, box), "fixed_box")
 
 
-FINDERS = ("hog", "mesh")
-
-
-def make_finder(name: str = "hog", **kwargs) -> FaceFinder:
-  """"hog": dlib HOG, the paper's detector (the dataset build); "mesh": MediaPipe BlazeFace +
-  face mesh, which also finds masked faces (users' photos). kwargs go to the constructor."""
-  if name == "hog":
-    return HogFaceFinder(**kwargs)
-  if name == "mesh":
-    from data_prep import mesh_faces  # pylint: disable=g-import-not-at-top
-    return mesh_faces.MeshFaceFinder(**kwargs)
-  raise ValueError(f"face finder must be one of {FINDERS}, got {name!r}")
-
-
 # --- faces the restoration cannot use ---------------------------------------------------------
 # Yaw from where the nose tip (30) sits between the outer eye corners (36, 45) along the eye
 # line: with the corners E to either side of the face's midline and the tip D in front of them,
@@ -205,63 +192,3 @@ def face_problem(face: Face, image_shape, min_face_size: int, *,
   if abs(yaw) > max_yaw:
     return f"in profile (turned about {abs(yaw):.0f} degrees, more than {max_yaw:.0f})"
   return None
-
-
-# --- the face-centred square crop -------------------------------------------------------------
-# The square's centre is the centre of the landmarks' bounding box (between eyes, nose and
-# mouth), raised by CROP_RAISE of the side so forehead and chin both fit; its side is CROP_SCALE
-# times the larger side of that box. On aligned CelebA this is about the 178x178 crop common in
-# the literature. When the photo is large enough, the square is shifted (never shrunk) to stay
-# inside it rather than invent border pixels; the face then stays within a few pixels of the
-# centre. No rotation: the paper's masks follow head tilt, so tilt stays in the data.
-CROP_SCALE = 1.8
-CROP_RAISE = 0.05
-
-
-def crop_square(landmarks: np.ndarray, image_shape=None) -> tuple[float, float, float]:
-  """(centre x, centre y, side) of the face-centred square in source pixels."""
-  lo, hi = landmarks.min(axis=0), landmarks.max(axis=0)
-  side = CROP_SCALE * float(max(hi - lo))
-  cx, cy = (lo + hi) / 2.0
-  cy = cy - CROP_RAISE * side
-  if image_shape is not None:
-    h, w = image_shape[:2]
-    if side <= w:
-      cx = min(max(cx, side / 2 - 0.5), w - 0.5 - side / 2)
-    if side <= h:
-      cy = min(max(cy, side / 2 - 0.5), h - 0.5 - side / 2)
-  return float(cx), float(cy), side
-
-
-def crop_matrix(landmarks: np.ndarray, out_size: int, image_shape=None) -> np.ndarray:
-  """2x3 affine (scale + shift) mapping source pixels to the out_size x out_size crop."""
-  cx, cy, side = crop_square(landmarks, image_shape)
-  s = out_size / side
-  # OpenCV puts pixel centres at integers, so a pixel spans [i - 0.5, i + 0.5]: the square
-  # [cx - side/2, cx + side/2] maps exactly onto the crop's extent [-0.5, out_size - 0.5].
-  t = out_size / 2.0 - 0.5
-  return np.array([[s, 0.0, t - s * cx],
-                   [0.0, s, t - s * cy]], dtype=np.float64)
-
-
-def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
-  points = np.asarray(points, np.float64)
-  return (points @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)
-
-
-def warp_crop(image: np.ndarray, matrix: np.ndarray, out_size: int) -> np.ndarray:
-  """Applies a crop_matrix: area-downscales first when shrinking more than 2x (no aliasing),
-  then resamples bilinearly; outside the photo the edge pixels are repeated."""
-  scale = float(matrix[0, 0])
-  if scale < 0.5:
-    factor = 0.5 / scale  # pre-shrink so the remaining warp shrinks by exactly 2x
-    h, w = image.shape[:2]
-    small = cv2.resize(image, (max(1, round(w / factor)), max(1, round(h / factor))),
-                       interpolation=cv2.INTER_AREA)
-    fx, fy = small.shape[1] / w, small.shape[0] / h
-    # small pixel x_s sits at source x = (x_s + 0.5) / fx - 0.5 (pixel-centre convention).
-    to_source = np.array([[1 / fx, 0, 0.5 / fx - 0.5], [0, 1 / fy, 0.5 / fy - 0.5], [0, 0, 1]])
-    matrix = matrix @ to_source
-    image = small
-  return cv2.warpAffine(image, matrix, (out_size, out_size), flags=cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_REPLICATE)

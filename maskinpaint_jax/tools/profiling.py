@@ -1,6 +1,6 @@
 r"""Top XLA ops by time from a `jax.profiler.trace` folder, without TensorBoard or XProf.
 
-  python -m maskinpaint_jax.profiling runs/profile [--top 15]
+  python -m maskinpaint_jax.tools.profiling runs/profile [--top 15]
 
 `jax.profiler.trace(dir)` writes dir/plugins/profile/<run>/<host>.trace.json.gz next to the
 .xplane.pb (Chrome trace-event JSON), with no extra package. An executed op is a complete event
@@ -117,7 +117,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS):
 
 
 def main(argv, f: flags.FlagValues = flags.FLAGS):
-  """python -m maskinpaint_jax.profiling LOG_DIR [--top 15] [--module train_step]: LOG_DIR is
+  """python -m maskinpaint_jax.tools.profiling LOG_DIR [--top 15] [--module train_step]: LOG_DIR is
   the folder given to jax.profiler.trace."""
   if len(argv) != 1:
     raise app.UsageError("name one LOG_DIR, the folder given to jax.profiler.trace", exitcode=2)

@@ -1,6 +1,6 @@
 r"""Builds the masked-face TFDS datasets from a folder of face photos.
 
-  python -m data_prep.build --src ../shared/data/celeba --data_dir data/tfds \
+  python -m maskinpaint_jax.tools.build --src ../shared/data/celeba --data_dir data/tfds \
       [--occlusions face_mask,rect] [--size 128] [--workers N] [--limit N [--subset_seed S]] \
       [--seed S] [--preview 16] \
       [--partition list_eval_partition.txt] [--no_face skip|fixed_box] [--min_face_size 40] \
@@ -34,7 +34,7 @@ import tensorflow_datasets as tfds
 import tqdm
 
 from data_prep import builder as builder_lib
-from data_prep import images
+from maskinpaint_jax import images, input_pipeline
 from maskinpaint_jax import cli
 
 
@@ -78,7 +78,7 @@ def write_preview(data_dir, name: str, count: int, path: pathlib.Path) -> pathli
   rows = []
   for split in builder_lib.SPLITS:
     try:
-      source = builder_lib.data_source(data_dir, name, split)
+      source = input_pipeline.data_source(data_dir, name, split)
     except (KeyError, ValueError):
       continue
     for i in range(min(len(source), count - len(rows))):

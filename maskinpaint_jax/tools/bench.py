@@ -1,10 +1,10 @@
 r"""Benchmarks: the train step, the input pipeline, the dataset build. Writes docs/benchmarks.md.
 
-  python -m maskinpaint_jax.bench train --config configs/demo.py [--devices 1,2,4,8]
+  python -m maskinpaint_jax.tools.bench train --config configs/demo.py [--devices 1,2,4,8]
       [--fake_cpu_devices 8] [--steps 20] [--warmup 3] [--per_device_batch N] [--profile_dir DIR]
-  python -m maskinpaint_jax.bench input --config configs/demo.py [--steps 50]
-  python -m maskinpaint_jax.bench build --src ../shared/data/celeba [--workers 1,2] [--limit 4000]
-  python -m maskinpaint_jax.bench attention --config configs/demo.py
+  python -m maskinpaint_jax.tools.bench input --config configs/demo.py [--steps 50]
+  python -m maskinpaint_jax.tools.bench build --src ../shared/data/celeba [--workers 1,2] [--limit 4000]
+  python -m maskinpaint_jax.tools.bench attention --config configs/demo.py
   ... [--write docs/benchmarks.md]  (adds or replaces this benchmark's section)
 
 train: median step time and images/s over --steps steps after --warmup, compile time, peak
@@ -14,20 +14,18 @@ TF32 for float32 on GPUs; CPU peak only if --peak_tflops is given). Synthetic ui
 the input pipeline does not limit it. --devices runs one measurement per device count (fake CPU
 devices test the layout; speed is only meaningful on real accelerators). --profile_dir traces one
 more step with jax.profiler (after the timed ones, so it changes no number above) and adds its top
-XLA ops by time (maskinpaint_jax.profiling).
+XLA ops by time (maskinpaint_jax.tools.profiling).
 input: examples/s of the Grain pipeline alone, next to what the train step consumes.
-build: images/s per worker of data_prep.build over a photo folder.
+build: images/s per worker of maskinpaint_jax.tools.build over a photo folder.
 """
 
 from __future__ import annotations
 
 import ast
 import dataclasses
-import datetime
 import json
 import os
 import pathlib
-import re
 import resource
 import shlex
 import statistics
@@ -39,7 +37,8 @@ from typing import Any
 
 from absl import app, flags
 
-from maskinpaint_jax import cli, report
+from maskinpaint_jax import cli
+from maskinpaint_jax import reporting
 
 # Dense peak TFLOP/s by device kind substring: (bfloat16, float32 via TF32).
 PEAKS = {"H100": (989.0, 494.0), "H200": (989.0, 494.0), "A100": (312.0, 156.0)}
@@ -94,15 +93,15 @@ class TrainRunner:
 def prepare_train(config, n_devices: int, f: flags.FlagValues) -> TrainRunner:
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from maskinpaint_jax import train  # pylint: disable=g-import-not-at-top
+  from maskinpaint_jax import trainer  # pylint: disable=g-import-not-at-top
   devices = jax.devices()[:n_devices]
   if f.per_device_batch:
     config.batch_size = f.per_device_batch * n_devices
   size, b = config.data.image_size, config.batch_size
-  train.check_batch_layout(config, n_devices)
-  mesh = train.make_mesh(devices)
-  parts = train.build(config, mesh)
-  _, data_sharding = train.mesh_shardings(mesh)
+  trainer.check_batch_layout(config, n_devices)
+  mesh = trainer.make_mesh(devices)
+  parts = trainer.build(config, mesh)
+  _, data_sharding = trainer.mesh_shardings(mesh)
   rng = np.random.default_rng(0)
   host = {"clean": rng.integers(0, 256, (b, size, size, 3), dtype=np.uint8),
           "masked": rng.integers(0, 256, (b, size, size, 3), dtype=np.uint8),
@@ -137,7 +136,7 @@ def profile_step(runner: TrainRunner, log_dir: str, top: int) -> dict:
   """Traces one more step and returns its top ops (profiling.top_ops of the train step), or
   {"error": ...}: a profiler that cannot trace here costs the top ops, not the measurement."""
   import jax  # pylint: disable=g-import-not-at-top
-  from maskinpaint_jax import profiling  # pylint: disable=g-import-not-at-top
+  from maskinpaint_jax.tools import profiling  # pylint: disable=g-import-not-at-top
   try:
     with jax.profiler.trace(log_dir):
       runner.time_steps(1)
@@ -224,7 +223,7 @@ def bench_build(src: str, workers: list[int], limit) -> list[dict]:
   rows = []
   for w in workers:
     with tempfile.TemporaryDirectory() as tmp:
-      cmd = [sys.executable, "-m", "data_prep.build", "--src", src, "--data_dir", tmp,
+      cmd = [sys.executable, "-m", "maskinpaint_jax.tools.build", "--src", src, "--data_dir", tmp,
              "--occlusions", "face_mask", "--workers", str(w)]
       if limit:
         cmd += ["--limit", str(limit)]
@@ -236,10 +235,6 @@ def bench_build(src: str, workers: list[int], limit) -> list[dict]:
                      img_per_s=summary["images_per_second"],
                      img_per_s_per_worker=summary["images_per_second_per_worker"]))
   return rows
-
-
-def _fmt_bytes(n):
-  return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
 def describe(config) -> str:
@@ -258,7 +253,7 @@ def train_markdown(rows, config, steps: int, warmup: int) -> str:
     mfu = f"{100 * r['mfu']:.1f} %" if r["mfu"] is not None else "n/a (no peak)"
     lines.append(f"| {r['devices']} | {r['batch']} | {r['step_s']:.3f} | {r['img_per_s']:.1f} | "
                  f"{r['compile_s']:.1f} | {r['flops_per_step'] / 1e9:.1f} | {r['tflops']:.3f} | "
-                 f"{mfu} | {_fmt_bytes(r['memory_bytes'])} ({r['memory_kind']}) |")
+                 f"{mfu} | {reporting.fmt_bytes(r['memory_bytes'])} ({r['memory_kind']}) |")
   if len(rows) > 1:
     import jax  # pylint: disable=g-import-not-at-top
     if jax.default_backend() == "cpu":
@@ -271,7 +266,7 @@ def train_markdown(rows, config, steps: int, warmup: int) -> str:
           f"{r['devices']}: {100 * r['img_per_s'] / r['devices'] / base:.0f} %" for r in rows)]
   for r in rows:
     if r.get("profile"):
-      from maskinpaint_jax import profiling  # pylint: disable=g-import-not-at-top
+      from maskinpaint_jax.tools import profiling  # pylint: disable=g-import-not-at-top
       lines += ["", f"Top ops of one profiled step on {r['devices']} device(s) (jax.profiler):",
                 "", r["profile"].get("error") or profiling.markdown(r["profile"])]
   return "\n".join(lines)
@@ -288,21 +283,6 @@ def compare_markdown(rows, config, steps: int) -> str:
   lines += ["", f"Speed-up of the last over the first: "
             f"{rows[0]['step_s'] / rows[-1]['step_s']:.2f}x"]
   return "\n".join(lines)
-
-
-def write_section(path: str, title: str, body: str, command: str, machine_desc: str | None = None):
-  """Adds or replaces `## title` in the markdown file, keeping the other sections.
-  `machine_desc` replaces the JAX device line for benchmarks that do not use JAX."""
-  p = pathlib.Path(path)
-  text = p.read_text() if p.exists() else "# Benchmarks\n\nEvery number: machine, date, command.\n"
-  block = (f"## {title}\n\nMachine: {machine_desc or report.machine()}. "
-           f"Date: {datetime.date.today()}.\n"
-           f"Command: `{command}`\n\n{body}\n")
-  pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
-  text = pattern.sub(lambda _: block + "\n", text) if pattern.search(text) else \
-      text.rstrip("\n") + "\n\n" + block
-  p.parent.mkdir(parents=True, exist_ok=True)
-  p.write_text(text)
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS):
@@ -396,7 +376,7 @@ def main(argv, f: flags.FlagValues = flags.FLAGS):
   if f.fake_cpu_devices:
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                f" --xla_force_host_platform_device_count={f.fake_cpu_devices}")
-  command = "python -m maskinpaint_jax.bench " + shlex.join(sys.argv[1:])
+  command = "python -m maskinpaint_jax.tools.bench " + shlex.join(sys.argv[1:])
   if what == "build":
     title, body = section_build(f)
   elif f.config is None:
@@ -405,7 +385,7 @@ def main(argv, f: flags.FlagValues = flags.FLAGS):
     title, body = SECTIONS[what](f.config, f)
   print(f"\n## {title}\n\n{body}\n")
   if f.write:
-    write_section(f.write, title, body, command)
+    reporting.write_section(f.write, title, body, command)
     print(f"written to {f.write}")
 
 

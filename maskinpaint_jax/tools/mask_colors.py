@@ -1,7 +1,7 @@
-r"""Measures the colours of real face masks, for the synthetic masks' palette (issue: realistic
-masks). Writes data_prep/mask_colors.json, which data_prep/masks.py draws mask colours from.
+r"""Measures the colours of real face masks, for the synthetic masks' palette.
+Writes maskinpaint_jax/mask_colors.json, which maskinpaint_jax/masks.py draws mask colours from.
 
-  python -m data_prep.mask_colors --src ../shared/data/realmask --out data_prep/mask_colors.json \
+  python -m maskinpaint_jax.tools.mask_colors --src ../shared/data/realmask --out maskinpaint_jax/mask_colors.json \
       [--preview docs/images/masks_synthetic_vs_real.png --faces sample_data/celeba]
 
 Per photo: BlazeFace's largest face gives the nose tip, the mouth centre and the eyes; the mask
@@ -20,8 +20,8 @@ from absl import flags
 import cv2
 import numpy as np
 
-from data_prep import images
-from data_prep import mediapipe_models
+from maskinpaint_jax import images
+from maskinpaint_jax.faces import mediapipe_models
 from maskinpaint_jax import cli
 
 NUM_GROUPS = 10
@@ -80,16 +80,17 @@ def _real_tiles(src, detector, count: int, side: int = 96) -> list[np.ndarray]:
 
 def _synthetic_tiles(faces_dir, style: str, count: int, side: int = 96) -> list[np.ndarray]:
   """Photos of `faces_dir` cropped as the dataset build does, with a mask of `style`."""
-  from data_prep import faces, masks  # pylint: disable=g-import-not-at-top
-  finder, tiles = faces.FaceFinder(), []
+  from maskinpaint_jax import masks
+  from maskinpaint_jax.faces import align, finders  # pylint: disable=g-import-not-at-top
+  finder, tiles = finders.FaceFinder(), []
   for k, path in enumerate(images.list_images(pathlib.Path(faces_dir))[:3 * count]):
     img = images.load_rgb(path)
     try:
       lm = finder.find_one(img).landmarks
-    except faces.NoFaceError:
+    except finders.NoFaceError:
       continue
-    m = faces.crop_matrix(lm, side, img.shape)
-    clean, lm = faces.warp_crop(img, m, side), faces.transform_points(m, lm)
+    m = align.crop_matrix(lm, side, img.shape)
+    clean, lm = align.warp_crop(img, m, side), align.transform_points(m, lm)
     tiles.append(masks.apply_face_mask(clean, lm, masks.example_rng(1, f"{style}{k}"), style)[0])
     if len(tiles) == count:
       break
@@ -98,7 +99,7 @@ def _synthetic_tiles(faces_dir, style: str, count: int, side: int = 96) -> list[
 
 def write_preview(src, faces_dir, out, detector, count: int = 8):
   """Rows of real masked faces, then one row per synthetic style, side by side."""
-  from data_prep import masks  # pylint: disable=g-import-not-at-top
+  from maskinpaint_jax import masks  # pylint: disable=g-import-not-at-top
   rows = [_real_tiles(src, detector, 2 * count)[i::2] for i in range(2)]
   rows += [_synthetic_tiles(faces_dir, s, count) for s in masks.FACE_MASK_STYLES]
   return images.save_png(out, images.make_grid(rows))
@@ -107,7 +108,7 @@ def write_preview(src, faces_dir, out, detector, count: int = 8):
 def define_flags(fv: flags.FlagValues = flags.FLAGS):
   d = dict(flag_values=fv)
   flags.DEFINE_string("src", None, "Folder of photos of people wearing masks.", required=True, **d)
-  flags.DEFINE_string("out", "data_prep/mask_colors.json", "The palette written.", **d)
+  flags.DEFINE_string("out", "maskinpaint_jax/mask_colors.json", "The palette written.", **d)
   flags.DEFINE_integer("groups", NUM_GROUPS, "k-means groups.", lower_bound=1, **d)
   flags.DEFINE_string("preview", None, "Also write a PNG: real rows, then synthetic.", **d)
   flags.DEFINE_string("faces", "sample_data/celeba", "Clean faces for the preview.", **d)

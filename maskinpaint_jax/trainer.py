@@ -1,12 +1,10 @@
-r"""Trains the masked-face inpainting GAN (paper section II) on the datasets of data_prep.build.
+"""The training loop around the pure step (train_step.py): mesh and sharding, data, resume,
+logging, validation, checkpoints, signals.
 
-  python -m maskinpaint_jax.train --config configs/default.py --workdir runs/paper \
-      [--config.batch_size=1504] [--coordinator_address=host:port --num_processes=N --process_id=i]
-
-Running the same command again resumes from the newest checkpoint in --workdir. SIGTERM or Ctrl-C
-saves a checkpoint and exits; a non-finite loss stops the run before any checkpoint with it is
-written. Data-parallel over every device of every process: parameters replicated, the global
-batch split along a 1-D mesh axis "data".
+`train_and_evaluate(config, workdir)` trains until config's step budget, resuming from the newest
+checkpoint in `workdir`. SIGTERM or Ctrl-C saves a checkpoint and exits; a non-finite loss stops
+the run before any checkpoint with it is written. Data-parallel over every device of every
+process: parameters replicated, the global batch split along a 1-D mesh axis "data".
 """
 
 from __future__ import annotations
@@ -22,136 +20,19 @@ import sys
 import time
 from typing import Any
 
-import flax
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
-from absl import flags
 from jax.experimental import multihost_utils
 
-from data_prep import images as image_utils
-from data_prep import masks as data_masks
-from maskinpaint_jax import (checkpoint, cli, distributed, inference, input_pipeline, losses,
-                             metrics, models)
+from maskinpaint_jax import checkpoint, images, input_pipeline, models, runlog
+from maskinpaint_jax.train_step import (TrainState, from_items, init_state, make_optimizers,
+                                        per_style, to_items, train_step, validation_metrics)
 
 # Fields that must match a checkpoint's config to resume from it (Grain's saved iterator state
 # holds one position per worker process: it loads only into as many workers).
 RESUME_MUST_MATCH = ("model", "disc", "data.image_size", "data.num_workers", "batch_size")
 
-
-@flax.struct.dataclass
-class TrainState:
-  step: jax.Array
-  g_params: Any
-  d_params: Any
-  spectral_norm: Any  # D's power-iteration state (u, sigma): its "spectral_norm" collection
-  g_opt: Any
-  d_opt: Any
-  nonfinite: jax.Array  # steps whose update was skipped because a loss or gradient was not finite
-
-
-def to_items(state: TrainState) -> dict[str, Any]:
-  """TrainState -> the checkpoint's separately loadable items (see checkpoint.py)."""
-  return dict(generator=state.g_params,
-              discriminator={"params": state.d_params, "spectral_norm": state.spectral_norm},
-              optimizer={"g": state.g_opt, "d": state.d_opt},
-              meta={"step": state.step, "nonfinite": state.nonfinite})
-
-
-def from_items(items: dict[str, Any]) -> TrainState:
-  return TrainState(step=items["meta"]["step"], g_params=items["generator"],
-                    d_params=items["discriminator"]["params"],
-                    spectral_norm=items["discriminator"]["spectral_norm"],
-                    g_opt=items["optimizer"]["g"], d_opt=items["optimizer"]["d"],
-                    nonfinite=items["meta"]["nonfinite"])
-
-
-def make_optimizers(config):
-  """Adam for G and D (Table I: lr 2e-4; betas 0.5 / 0.999 as pix2pix, the paper gives none)."""
-  adam = lambda: optax.adam(config.optim.learning_rate, b1=config.optim.b1, b2=config.optim.b2)
-  return adam(), adam()
-
-
-def init_state(config, g, d, g_tx, d_tx, rng) -> TrainState:
-  image, hole = (jnp.zeros(x.shape, x.dtype)
-                 for x in models.example_inputs(config.data.image_size))
-  g_rng, d_rng = jax.random.split(rng)
-  g_params = g.init(g_rng, image, hole)["params"]
-  d_vars = d.init(d_rng, image)
-  return TrainState(step=jnp.zeros((), jnp.int32), g_params=g_params, d_params=d_vars["params"],
-                    spectral_norm=d_vars["spectral_norm"], g_opt=g_tx.init(g_params),
-                    d_opt=d_tx.init(d_vars["params"]), nonfinite=jnp.zeros((), jnp.int32))
-
-
-def train_step(state: TrainState, batch, *, g, d, g_tx, d_tx, config):
-  """One D update (eq. 5, hinge) then one G update (eq. 4) on a global batch.
-
-  G's forward pass runs once: D trains on its (stopped) output, and G's gradient is pulled back
-  through the same forward pass (jax.vjp) from the loss against the *updated* D, exactly as a
-  second forward pass would give. Nothing is random (no dropout or noise), so the step takes no
-  key. If any loss or gradient is not finite, the update is skipped and counted in `nonfinite`.
-  """
-  clean = inference.to_unit_range(batch["clean"])
-  masked = inference.to_unit_range(batch["masked"])
-  hole = batch["hole"].astype(jnp.float32)
-
-  output, g_vjp = jax.vjp(lambda p: g.apply({"params": p}, masked, hole), state.g_params)
-
-  def d_loss_fn(d_params):
-    real_logits, new_vars = d.apply({"params": d_params, "spectral_norm": state.spectral_norm},
-                                    clean, update_stats=True, mutable=["spectral_norm"])
-    fake_logits = d.apply({"params": d_params, "spectral_norm": new_vars["spectral_norm"]},
-                          jax.lax.stop_gradient(output))
-    loss = losses.discriminator_hinge_loss(real_logits, fake_logits)
-    return loss, (new_vars["spectral_norm"], real_logits, fake_logits)
-
-  (d_loss, (spectral_norm, real_logits, fake_logits)), d_grads = jax.value_and_grad(
-      d_loss_fn, has_aux=True)(state.d_params)
-  d_updates, d_opt = d_tx.update(d_grads, state.d_opt, state.d_params)
-  d_params = optax.apply_updates(state.d_params, d_updates)
-
-  def g_loss_fn(out):
-    logits = d.apply({"params": d_params, "spectral_norm": spectral_norm}, out)
-    return losses.generator_loss(out, clean, logits, config.loss, hole)
-
-  (g_loss, terms), d_out = jax.value_and_grad(g_loss_fn, has_aux=True)(output)
-  (g_grads,) = g_vjp(d_out)
-  g_updates, g_opt = g_tx.update(g_grads, state.g_opt, state.g_params)
-  g_params = optax.apply_updates(state.g_params, g_updates)
-
-  g_grad_norm, d_grad_norm = optax.tree.norm(g_grads), optax.tree.norm(d_grads)
-  finite = jnp.all(jnp.isfinite(jnp.stack([g_loss, d_loss, g_grad_norm, d_grad_norm])))
-  keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
-  new_state = TrainState(
-      step=state.step + 1,
-      g_params=keep(g_params, state.g_params), d_params=keep(d_params, state.d_params),
-      spectral_norm=keep(spectral_norm, state.spectral_norm), g_opt=keep(g_opt, state.g_opt),
-      d_opt=keep(d_opt, state.d_opt),
-      nonfinite=state.nonfinite + (1 - finite.astype(jnp.int32)))
-  step_metrics = dict(d_loss=d_loss, g_loss=g_loss, g_adv=terms["adv"], g_l1=terms["l1"],
-                      g_tv=terms["tv"], d_real=jnp.mean(real_logits),
-                      d_fake=jnp.mean(fake_logits), g_grad_norm=g_grad_norm,
-                      d_grad_norm=d_grad_norm, finite=finite.astype(jnp.float32))
-  return new_state, step_metrics
-
-
-def validation_metrics(g, g_params, batch):
-  """PSNR (dB) / SSIM of the raw output and the composite, and PSNR in the hole."""
-  out, comp = inference.fill(g, g_params, batch["masked"], batch["hole"])
-  clean = batch["clean"]
-  out8, comp8 = metrics.to_uint8(out), metrics.to_uint8(comp)
-  hole_psnr = metrics.psnr(out8, clean, batch["hole"])
-  return dict(psnr=jnp.mean(metrics.psnr(out8, clean)), ssim=jnp.mean(metrics.ssim(out8, clean)),
-              psnr_composite=jnp.mean(metrics.psnr(comp8, clean)),
-              psnr_hole=jnp.mean(hole_psnr)), hole_psnr, out8
-
-
-def per_style(values: np.ndarray, mask_type: np.ndarray) -> dict[str, float]:
-  """Mean of per-image values for each mask style present (the learning curve per style)."""
-  names = data_masks.MASK_TYPES
-  return {names[t]: float(np.mean(values[mask_type == t])) for t in np.unique(mask_type)}
 
 
 # --- host-side plumbing ----------------------------------------------------------------------
@@ -257,7 +138,7 @@ def validation_batch(config) -> tuple[str, dict[str, np.ndarray]]:
     raise ValueError(
         f"no validation data: split {split!r} of {config.data.train_datasets} in "
         f"{config.data.data_dir} is missing or empty ({str(e).splitlines()[0][:200]}). Rebuild "
-        "the datasets with photos in every split (python -m data_prep.build; its --limit draw "
+        "the datasets with photos in every split (python -m maskinpaint_jax.tools.build; its --limit draw "
         "keeps every split), or name another split on purpose, e.g. "
         "--config.data.validation_split=train (which then measures fit, not generalisation)."
     ) from None
@@ -274,37 +155,6 @@ def check_resumable(saved: ml_collections.ConfigDict, config: ml_collections.Con
   if bad:
     raise ValueError(f"cannot resume: the checkpoint was trained with different {bad}. "
                      "Use a new --workdir, or the checkpoint's config.")
-
-
-class Writer:
-  """metrics.jsonl and TensorBoard, on process 0; a context manager that closes both."""
-
-  def __init__(self, workdir: pathlib.Path):
-    self.enabled = is_main()
-    if self.enabled:
-      from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-      self.tb = SummaryWriter(str(workdir / "tensorboard"))
-      self.jsonl = (workdir / "metrics.jsonl").open("a")
-
-  def __enter__(self):
-    return self
-
-  def __exit__(self, *exc):
-    if self.enabled:
-      self.tb.close()
-      self.jsonl.close()
-
-  def scalars(self, step: int, values: dict[str, float]):
-    if not self.enabled:
-      return
-    for k, v in values.items():
-      self.tb.add_scalar(k, v, step)
-    self.jsonl.write(json.dumps({"step": step, **{k: float(v) for k, v in values.items()}}) + "\n")
-    self.jsonl.flush()
-
-  def image(self, step: int, name: str, grid: np.ndarray):
-    if self.enabled:
-      self.tb.add_image(name, grid, step, dataformats="HWC")
 
 
 class Throughput:
@@ -332,7 +182,7 @@ def sample_grid(batch, out8, count: int = 8) -> np.ndarray:
   """clean | masked | inpainted, one example per row."""
   rows = [[batch["clean"][i], batch["masked"][i], np.asarray(out8[i])]
           for i in range(min(count, len(batch["clean"])))]
-  return image_utils.make_grid(rows)
+  return images.make_grid(rows)
 
 
 # --- the loop's steps --------------------------------------------------------------------------
@@ -373,9 +223,9 @@ def compile_step(parts: Parts, state, batch):
 
 
 def log_train(step: int, total_steps: int, step_metrics, rate: float, epoch: float, config,
-              writer: Writer) -> dict[str, float]:
-  """Losses and throughput to the writer and (process 0) the console."""
-  last = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
+              writer: runlog.MetricsWriter) -> dict[str, float]:
+  """Losses (host values) and throughput to the writer and (process 0) the console."""
+  last = {k: float(v) for k, v in step_metrics.items()}
   last.update(steps_per_s=rate, img_per_s=rate * config.batch_size, epoch=epoch)
   writer.scalars(step, last)
   eta = (total_steps - step) / max(rate, 1e-9)
@@ -385,11 +235,12 @@ def log_train(step: int, total_steps: int, step_metrics, rate: float, epoch: flo
   return last
 
 
-def make_validator(g, split: str, batch, writer: Writer, workdir: pathlib.Path):
+def make_validator(g, split: str, batch, writer: runlog.MetricsWriter, workdir: pathlib.Path):
   """validate(step, g_params) -> the val_* metrics of G on the fixed batch, also logged, with
   the picture grid written (process 0)."""
   metrics_fn = jax.jit(functools.partial(validation_metrics, g))
-  inputs = {k: batch[k] for k in ("clean", "masked", "hole")}  # ids are strings: no jit input
+  # On the devices once, not at every validation (ids are strings: no jit input).
+  inputs = jax.device_put({k: batch[k] for k in ("clean", "masked", "hole")})
 
   def validate(step: int, g_params) -> dict[str, float]:
     means, hole_psnr, out8 = jax.device_get(metrics_fn(g_params, inputs))
@@ -400,7 +251,7 @@ def make_validator(g, split: str, batch, writer: Writer, workdir: pathlib.Path):
     if is_main():
       grid = sample_grid(batch, out8)
       writer.image(step, f"samples/{split}", grid)
-      image_utils.save_png(workdir / "samples" / f"step_{step:07d}.png", grid)
+      images.save_png(workdir / "samples" / f"step_{step:07d}.png", grid)
     say(f"  validation ({split}, {len(batch['clean'])} images): PSNR {val['val_psnr']:.2f} dB "
         f"(hole {val['val_psnr_hole']:.2f}, composite {val['val_psnr_composite']:.2f}) SSIM "
         f"{100 * val['val_ssim']:.2f} %")
@@ -409,10 +260,9 @@ def make_validator(g, split: str, batch, writer: Writer, workdir: pathlib.Path):
   return validate
 
 
-def exit_if_nonfinite(state: TrainState, step: int, mngr, workdir: pathlib.Path):
+def exit_if_nonfinite(bad: int, step: int, mngr, workdir: pathlib.Path):
   """Stops with status 3, saving nothing, if any update so far was skipped as non-finite: the
-  checkpoints on disk stay the last good ones."""
-  bad = int(state.nonfinite)
+  checkpoints on disk stay the last good ones. `bad`: the state's count of skipped steps."""
   if not bad:
     return
   mngr.wait_until_finished()
@@ -443,7 +293,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   last = {}
   with contextlib.ExitStack() as cleanup:  # also on an error or a second Ctrl-C
     mngr = cleanup.enter_context(checkpoint.manager(workdir, keep=config.keep_checkpoints))
-    writer = cleanup.enter_context(Writer(workdir))
+    writer = cleanup.enter_context(runlog.MetricsWriter(workdir, enabled=is_main()))
     stop = cleanup.enter_context(StopSignal())
     state, start_step = load_or_init(config, parts, mngr, data_iter)
     validate = make_validator(parts.g, val_split, val_batch, writer, workdir)
@@ -463,11 +313,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       at_log, at_eval, at_ckpt = (due(step, total_steps, every) for every in (
           config.log_every_steps, config.eval_every_steps, config.checkpoint_every_steps))
       stopping = stop.agreed(can_vote=at_log)
-      if at_log or at_ckpt or stopping:  # one device sync, only where something is written
-        exit_if_nonfinite(state, step, mngr, workdir)
+      if at_log or at_ckpt or stopping:  # one device-to-host copy, only where something is written
+        nonfinite, host_metrics = jax.device_get((state.nonfinite, step_metrics if at_log else {}))
+        exit_if_nonfinite(int(nonfinite), step, mngr, workdir)
       if at_log:
         epoch = step * config.batch_size / info.num_examples
-        last.update(log_train(step, total_steps, step_metrics, meter.rate(step), epoch, config,
+        last.update(log_train(step, total_steps, host_metrics, meter.rate(step), epoch, config,
                               writer))
       if at_eval:
         last.update(validate(step, state.g_params))
@@ -491,21 +342,3 @@ def finish(last: dict[str, Any], step: int, start_step: int, total_steps: int, s
   return last
 
 
-def define_flags(fv: flags.FlagValues = flags.FLAGS):
-  """Command-line flags; defined only when run as a program, so importing this is side-effect
-  free."""
-  cli.define_config_flag(fv=fv)
-  flags.DEFINE_string("workdir", None, "Where checkpoints, logs and samples go.", required=True,
-                      flag_values=fv)
-  distributed.define_flags(fv=fv)
-
-
-def main(argv, f: flags.FlagValues = flags.FLAGS):
-  cli.no_args(argv)
-  distributed.initialize(f)
-  train_and_evaluate(f.config, f.workdir)
-
-
-if __name__ == "__main__":
-  define_flags()
-  cli.run(main)

@@ -1,6 +1,6 @@
 r"""`make demo`: the whole path on the bundled samples, on CPU, in about five minutes.
 
-  python -m maskinpaint_jax.demo [--runs runs/demo] [--steps N] [--update_readme]
+  python -m maskinpaint_jax.tools.demo [--runs runs/demo] [--steps N] [--update_readme]
 
 1. build  the face_mask and rect datasets at 64 px from sample_data/celeba (400 photos), split
           as the shipped model's data was (so its test images were never trained on)
@@ -17,7 +17,6 @@ from this run (how the README's pictures are made: never by hand).
 
 from __future__ import annotations
 
-import json
 import pathlib
 import shutil
 import subprocess
@@ -26,7 +25,7 @@ import time
 
 from absl import flags
 
-from maskinpaint_jax import cli
+from maskinpaint_jax import cli, runlog
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -64,10 +63,7 @@ def stack_vertically(tiles, width: int = 720, pad: int = 6):
 
 def validation_table(train_dir: pathlib.Path) -> list[str]:
   """The short run's periodic validation (from its metrics.jsonl): training works."""
-  metrics_file = train_dir / "metrics.jsonl"
-  rows = [json.loads(line) for line in metrics_file.read_text().splitlines()] \
-      if metrics_file.exists() else []
-  rows = [r for r in rows if "val_psnr" in r]
+  rows = runlog.validation_rows(runlog.read_metrics(train_dir))
   if not rows:
     return []
   return (["## Training from scratch: validation during the short run", "",
@@ -79,14 +75,14 @@ def validation_table(train_dir: pathlib.Path) -> list[str]:
 
 def write_report(runs: pathlib.Path, results: dict, timings: dict, inpaint_dir: pathlib.Path,
                  eval_dir: pathlib.Path, train_dir: pathlib.Path) -> pathlib.Path:
-  from maskinpaint_jax import report  # pylint: disable=g-import-not-at-top
+  from maskinpaint_jax import reporting  # pylint: disable=g-import-not-at-top
   rel = lambda p: pathlib.Path(p).resolve().relative_to(runs.resolve())
   lines = ["# maskinpaint-jax demo report", "",
            "The shipped model (`pretrained/`, see `pretrained/README.md`) on the bundled samples, "
            "and a short training run from scratch.", "",
            "Stage times (this run; skipped stages show 0): " + ", ".join(
                f"{k} {v:.0f} s" for k, v in timings.items()), "",
-           "## Shipped model: test-set results", "", report.results_markdown(results), ""]
+           "## Shipped model: test-set results", "", reporting.results_markdown(results), ""]
   lines += validation_table(train_dir)
   lines += ["## Pictures", "", "clean | masked | OpenCV Telea | OpenCV Navier-Stokes | ours (raw) "
             "| ours (composite):", ""]
@@ -96,7 +92,7 @@ def write_report(runs: pathlib.Path, results: dict, timings: dict, inpaint_dir: 
                      "| restored"), ("realmask", "real masks: input | estimated hole | restored")):
     sides = sorted((inpaint_dir / sub).glob("*_side_by_side.png"))
     if sides:
-      lines += [f"`maskinpaint_jax.inpaint` on {what}:", ""]
+      lines += [f"`maskinpaint_jax.tools.inpaint` on {what}:", ""]
       lines += [f"![{p.stem}]({rel(p)})" for p in sides] + [""]
   tables = rel(eval_dir / "results.md")
   lines += [f"Full evaluation tables, per mask style and identity: `{tables}`.", ""]
@@ -125,9 +121,9 @@ def restore_photos(inpaint_dir: pathlib.Path):
     return
   if inpaint_dir.exists():
     shutil.rmtree(inpaint_dir)
-  run_stage(["maskinpaint_jax.inpaint", str(REPO / "sample_data" / "photos"), "-o",
+  run_stage(["maskinpaint_jax.tools.inpaint", str(REPO / "sample_data" / "photos"), "-o",
        str(inpaint_dir / "photos"), "--add_mask", "random", "--side_by_side"], ok_codes=(0, 1))
-  run_stage(["maskinpaint_jax.inpaint", str(REPO / "sample_data" / "realmask"), "-o",
+  run_stage(["maskinpaint_jax.tools.inpaint", str(REPO / "sample_data" / "realmask"), "-o",
        str(inpaint_dir / "realmask"), "--side_by_side", "--save_hole"], ok_codes=(0, 1))
   stamp.touch()
 
@@ -141,7 +137,7 @@ def run_demo(f: flags.FlagValues):
 
   banner("1/5 build the datasets (face_mask, rect; 64 px) from sample_data/celeba")
   t = time.time()
-  run_stage(["data_prep.build", "--src", str(REPO / "sample_data" / "celeba"), "--data_dir",
+  run_stage(["maskinpaint_jax.tools.build", "--src", str(REPO / "sample_data" / "celeba"), "--data_dir",
        str(data_dir), "--occlusions", "face_mask,rect", "--size", "64", "--workers", "2",
        "--partition", str(write_partition(runs / "partition.txt")), "--preview", "16"])
   timings["build"] = time.time() - t
@@ -149,7 +145,7 @@ def run_demo(f: flags.FlagValues):
   banner("2/5 train configs/demo.py from scratch (resumes; Ctrl-C saves and stops)")
   t = time.time()
   steps = [f"--config.num_train_steps={f.steps}"] if f.steps else []
-  run_stage(["maskinpaint_jax.train", "--config", str(REPO / "configs" / "demo.py"), "--workdir",
+  run_stage(["maskinpaint_jax.tools.train", "--config", str(REPO / "configs" / "demo.py"), "--workdir",
        str(train_dir)] + overrides + steps)
   timings["train"] = time.time() - t
 
@@ -159,10 +155,10 @@ def run_demo(f: flags.FlagValues):
   if (eval_dir / "results.json").exists():
     print(f"already evaluated: {eval_dir}")
   else:
-    run_stage(["maskinpaint_jax.evaluate", "--out", str(eval_dir),
+    run_stage(["maskinpaint_jax.tools.evaluate", "--out", str(eval_dir),
          "--config.data.eval_datasets=face_mask,rect"] + overrides)
   timings["evaluate"] = time.time() - t
-  results = json.loads((eval_dir / "results.json").read_text())
+  results = runlog.read_results(eval_dir)
 
   banner("4/5 restore sample_data/photos (synthetic masks) and sample_data/realmask (real masks)")
   t = time.time()
@@ -173,14 +169,14 @@ def run_demo(f: flags.FlagValues):
   path = write_report(runs, results, timings, inpaint_dir, eval_dir, train_dir)
   if f.update_readme:
     update_docs(eval_dir, inpaint_dir)
-  from maskinpaint_jax import report  # pylint: disable=g-import-not-at-top
-  print("\n" + report.results_markdown(results))
+  from maskinpaint_jax import reporting  # pylint: disable=g-import-not-at-top
+  print("\n" + reporting.results_markdown(results))
   print(f"\nreport: {path}")
 
 
 def update_docs(eval_dir: pathlib.Path, inpaint_dir: pathlib.Path):
   """docs/images/demo_samples.png and docs/images/realmask_restored.png from this run."""
-  from data_prep import images  # pylint: disable=g-import-not-at-top
+  from maskinpaint_jax import images  # pylint: disable=g-import-not-at-top
   docs = REPO / "docs" / "images"
   docs.mkdir(parents=True, exist_ok=True)
   shutil.copy(sorted(eval_dir.glob("samples_face_mask_64*.png"))[0], docs / "demo_samples.png")

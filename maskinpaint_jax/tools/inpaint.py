@@ -1,19 +1,19 @@
 r"""Restores the faces in your own photos: finds every face, locates its mask, redraws it.
 
-  python -m maskinpaint_jax.inpaint PHOTO_OR_DIR [...] -o restored/ [--side_by_side] \
+  python -m maskinpaint_jax.tools.inpaint PHOTO_OR_DIR [...] -o restored/ [--side_by_side] \
       [--save_hole] [--add_mask surgical|cloth|n95|random] [--workdir runs/x] [--step N] \
       [--seed S] [--face_finder mesh|hog] [--min_face_size 40]
 
 Any size, JPEG or PNG, RGBA or grayscale, EXIF orientation honoured.
 1. Faces: every face is found with 68 landmarks (`--face_finder mesh`, the default: MediaPipe's
    detector checked by its face mesh, which finds masked faces; `hog`: dlib HOG, the paper's,
-   which misses most of them; see data_prep/mesh_faces.py).
-2. Hole: on a photo of a real masked face, the mask is located per face (data_prep/holes.py:
+   which misses most of them; see maskinpaint_jax/faces/mesh.py).
+2. Hole: on a photo of a real masked face, the mask is located per face (maskinpaint_jax/faces/holes.py:
    Algorithm 1's geometry from the landmarks, refined by the photo's colours with GrabCut).
    `--add_mask` instead first puts a synthetic mask on each face (Algorithm 1), to try the model
    on unmasked photos; the hole is then known.
 3. Restore: each face is cropped to the model's input exactly as the training data was (the
-   same face-centred square, data_prep.faces), restored (a non-blind model is given the hole map
+   same face-centred square, faces.align), restored (a non-blind model is given the hole map
    and never sees the mask's pixels), and pasted back into the full photo inside the hole only,
    with a feathered edge.
 The generator is the shipped one (pretrained/) unless --workdir names a training workdir or an
@@ -33,14 +33,15 @@ import pathlib
 import sys
 
 from absl import app, flags
-import cv2
 import numpy as np
 
-from data_prep import faces as face_lib
-from data_prep import holes as hole_lib
-from data_prep import images as image_utils
-from data_prep import masks as mask_lib
-from data_prep import mediapipe_models
+from maskinpaint_jax import faces
+from maskinpaint_jax.faces import finders
+from maskinpaint_jax.faces import holes as hole_lib
+from maskinpaint_jax.faces import paste
+from maskinpaint_jax import images as image_utils
+from maskinpaint_jax import masks as mask_lib
+from maskinpaint_jax.faces import mediapipe_models
 from maskinpaint_jax import cli
 
 
@@ -58,11 +59,11 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS):
   flags.DEFINE_integer("step", None, "Checkpoint step (default: newest).", **d)
   flags.DEFINE_integer("seed", 0, "Seeds --add_mask's colours and shading.", **d)
   flags.DEFINE_integer("min_face_size", 40, "Smaller faces are skipped with a message (px).", **d)
-  flags.DEFINE_enum("face_finder", "mesh", list(face_lib.FINDERS), "mesh: finds masked faces "
+  flags.DEFINE_enum("face_finder", "mesh", list(faces.FINDERS), "mesh: finds masked faces "
                     "(default); hog: dlib HOG, the paper's.", **d)
 
 
-class NoUsableFaceError(face_lib.NoFaceError):
+class NoUsableFaceError(finders.NoFaceError):
   """Faces were found, but none can be restored; `problems` says why for each."""
 
   def __init__(self, problems: list[str]):
@@ -80,10 +81,10 @@ def usable_faces(photo: np.ndarray, finder, min_face_size: int):
   is nothing to restore."""
   found = finder.find_any_size(photo)
   if not found:
-    raise face_lib.NoFaceError("no face found")
+    raise finders.NoFaceError("no face found")
   usable, problems = [], []
   for i, face in enumerate(found, 1):
-    problem = face_lib.face_problem(face, photo.shape, min_face_size)
+    problem = finders.face_problem(face, photo.shape, min_face_size)
     if problem:
       problems.append(f"{describe_face(face, i, len(found))}: {problem}")
     else:
@@ -99,55 +100,6 @@ def expand_inputs(inputs) -> list[pathlib.Path]:
     p = pathlib.Path(item)
     paths.extend(image_utils.list_images(p) if p.is_dir() else [p])
   return paths
-
-
-def feathered_alpha(region: np.ndarray, face_size: float) -> np.ndarray:
-  """A soft-edged [0, 1] alpha from a binary region: grown a little, then blurred, so the
-  pasted restoration fades into the photo instead of showing a seam."""
-  grow = max(1, int(round(face_size * 0.03)))
-  kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-  alpha = cv2.dilate(region.astype(np.uint8), kernel).astype(np.float32)
-  blur = 2 * grow + 1
-  return np.clip(cv2.GaussianBlur(alpha, (blur, blur), 0), 0.0, 1.0)
-
-
-def hole_in_crop(hole: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
-  """The {0, 1} hole of a face crop: any crop pixel partly in the hole counts as hole (a
-  non-blind model must not see mask pixels). warp_crop area-averages a large shrink, so a thin
-  strip of hole still shows; a plain warpAffine samples (it has no area mode) and dropped 61 of
-  67 two-pixel strips at a 31x shrink."""
-  return (face_lib.warp_crop(hole.astype(np.float32), matrix, size) > 1e-3).astype(np.uint8)
-
-
-def restore_faces(photo: np.ndarray, found, holes, filler, size: int) -> np.ndarray:
-  """Restores each face of `photo` (uint8 RGB) in turn and pastes it back inside its hole.
-
-  `holes`: one full-resolution {0, 1} hole map per face (estimated, or known with --add_mask).
-  """
-  out = photo.copy()
-  h, w = photo.shape[:2]
-  for face, hole in zip(found, holes):
-    matrix = face_lib.crop_matrix(face.landmarks, size, photo.shape)
-    crop = face_lib.warp_crop(out, matrix, size)
-    hole_crop = hole_in_crop(hole, matrix, size)
-    raw, _ = filler(crop[None], hole_crop[None, ..., None])
-    # Back to photo coordinates: each photo pixel reads the crop where the matrix sends it.
-    raw_up = cv2.warpAffine(raw[0], matrix, (w, h), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
-                            borderMode=cv2.BORDER_REPLICATE)
-    alpha = feathered_alpha(hole, face_lib.crop_square(face.landmarks)[2] / face_lib.CROP_SCALE)
-    out = np.clip(np.round(out * (1 - alpha[..., None]) + raw_up * alpha[..., None]), 0,
-                  255).astype(np.uint8)
-  return out
-
-
-def hole_overlay(photo: np.ndarray, hole: np.ndarray) -> np.ndarray:
-  """The photo with the hole tinted red and its outline drawn: what will be redrawn."""
-  tint = photo.astype(np.float32)
-  tint[hole > 0] = 0.5 * tint[hole > 0] + 0.5 * np.array([255.0, 0.0, 0.0])
-  out = np.clip(tint, 0, 255).astype(np.uint8)
-  contours, _ = cv2.findContours(hole.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-  cv2.drawContours(out, contours, -1, (255, 0, 0), max(1, max(photo.shape[:2]) // 300))
-  return out
 
 
 def synthetic_masks(photo, found, f, key: str):
@@ -179,12 +131,12 @@ def process_file(path: pathlib.Path, finder, filler, size: int, f) -> dict:
     masked, holes = photo, [hole_lib.estimate_hole(photo, face.landmarks, source=face.source)
                             for face in found]
   union = np.maximum.reduce(holes)
-  restored = restore_faces(masked, found, holes, filler, size)
+  restored = paste.restore_faces(masked, found, holes, filler, size)
   save("restored", restored)
   if f.save_hole:
     save("hole", union * 255)
   if f.side_by_side:
-    save("side_by_side", side_by_side([photo, hole_overlay(masked, union), restored]))
+    save("side_by_side", side_by_side([photo, paste.hole_overlay(masked, union), restored]))
   return {"faces": len(found), "written": [str(p) for p in written], "skipped": problems}
 
 
@@ -203,7 +155,7 @@ def load_tools(f):
     raise SetupError(str(e)) from e
   filler = inference.make_filler(config.model, g_params, batch_size=1)
   try:
-    finder = face_lib.make_finder(f.face_finder, min_face_size=f.min_face_size)
+    finder = faces.make_finder(f.face_finder, min_face_size=f.min_face_size)
   except mediapipe_models.ModelMissingError as e:
     raise SetupError(f"--face_finder {f.face_finder}: {e}") from e
   print(f"generator: step {step} of {f.workdir or checkpoint.DEFAULT_PRETRAINED} "
@@ -228,7 +180,7 @@ def main(argv, f: flags.FlagValues = flags.FLAGS) -> int:
       print(f"ok      {path}: {result['faces']} face(s) -> "
             + ", ".join(pathlib.Path(w).name for w in result["written"]))
       problems = result["skipped"]
-    except (image_utils.ImageLoadError, face_lib.NoFaceError, OSError) as e:
+    except (image_utils.ImageLoadError, finders.NoFaceError, OSError) as e:
       failed += 1
       print(f"FAILED  {path}: {e}", file=sys.stderr)
       problems = getattr(e, "problems", [])

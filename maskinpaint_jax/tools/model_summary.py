@@ -1,6 +1,6 @@
 r"""Parameter counts and forward FLOPs of G and D, for the config and each paper ablation.
 
-  python -m maskinpaint_jax.models.summary --config configs/default.py [--config.model.x=y]
+  python -m maskinpaint_jax.tools.model_summary --config configs/default.py [--config.model.x=y]
 
 FLOPs per image come from XLA's cost analysis of the lowered forward pass (batch 1; a
 multiply-add counts as 2 FLOPs). Nothing is run or compiled: shapes only.
