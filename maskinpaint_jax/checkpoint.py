@@ -26,7 +26,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from maskinpaint_jax import models
+from maskinpaint_jax import errors, models
 
 TRAIN_ITEMS = ("generator", "discriminator", "optimizer", "meta")
 
@@ -92,20 +92,20 @@ def load_workdir(workdir, step: int | None = None):
   mngr = manager(workdir, read_only=True)
   available = mngr.all_steps()
   if not available:
-    raise FileNotFoundError(f"no checkpoint in {checkpoint_dir(workdir)}: train first "
-                            f"(python -m maskinpaint_jax.tools.train --workdir {workdir} ...)")
+    raise errors.NotFoundError(f"no checkpoint in {checkpoint_dir(workdir)}: train first "
+                               f"(python -m maskinpaint_jax.tools.train --workdir {workdir} ...)")
   if step is None:
     step = max(available)
   elif step not in available:
-    raise FileNotFoundError(f"no checkpoint at step {step} in {checkpoint_dir(workdir)}; "
-                            f"available: {sorted(available)}")
+    raise errors.NotFoundError(f"no checkpoint at step {step} in {checkpoint_dir(workdir)}; "
+                               f"available: {sorted(available)}")
   config = load_config(mngr, step)
   try:
     restored = mngr.restore(step, args=ocp.args.Composite(
         generator=ocp.args.StandardRestore(generator_shapes(config))))
   except ValueError as e:
     first = str(e).strip().splitlines()[0][:300]
-    raise ValueError(
+    raise errors.MismatchError(
         f"the generator saved at step {step} in {checkpoint_dir(workdir)} does not match the "
         "architecture its config describes (saved by an incompatible version of this code?): "
         f"{first}") from None
@@ -150,7 +150,7 @@ def _check_shapes(params, expected, where: pathlib.Path):
   if got != want:
     wrong = sorted(set(got) ^ set(want)) or [k for k in want if got[k] != want[k]]
     detail = "; ".join(f"{k}: {got.get(k)} vs config {want.get(k)}" for k in wrong[:3])
-    raise ValueError(f"the weights in {where} do not match the architecture of its "
+    raise errors.MismatchError(f"the weights in {where} do not match the architecture of its "
                      f"{CONFIG} ({len(wrong)} parameter(s) differ: {detail})")
 
 
@@ -160,18 +160,18 @@ def load_pretrained(model_dir=None):
   model_dir = pathlib.Path(model_dir or DEFAULT_PRETRAINED)
   missing = [n for n in (WEIGHTS, CONFIG, MANIFEST) if not (model_dir / n).is_file()]
   if missing:
-    raise FileNotFoundError(f"{model_dir} is not a pretrained model folder: {missing} missing "
+    raise errors.NotFoundError(f"{model_dir} is not a pretrained model folder: {missing} missing "
                             "(export one with `python -m maskinpaint_jax.tools.export`)")
   manifest = json.loads((model_dir / MANIFEST).read_text())
   blob = (model_dir / WEIGHTS).read_bytes()
   if hashlib.sha256(blob).hexdigest() != manifest["sha256"]:
-    raise ValueError(f"{model_dir / WEIGHTS} is corrupt: its SHA-256 differs from "
+    raise errors.MismatchError(f"{model_dir / WEIGHTS} is corrupt: its SHA-256 differs from "
                      f"{MANIFEST}'s (truncated download, or a Git LFS pointer?)")
   config = ml_collections.ConfigDict(json.loads((model_dir / CONFIG).read_text()))
   try:
     params = flax.serialization.msgpack_restore(blob)
   except Exception as e:  # pylint: disable=broad-except
-    raise ValueError(f"{model_dir / WEIGHTS} cannot be read as flax msgpack: {e}") from None
+    raise errors.MismatchError(f"{model_dir / WEIGHTS} cannot be read as flax msgpack: {e}") from None
   _check_shapes(params, generator_shapes(config), model_dir / WEIGHTS)
   return config, jax.tree.map(jnp.asarray, params), int(manifest["step"])
 
@@ -182,6 +182,6 @@ def load_generator(source=None, step: int | None = None):
   if source is not None and not (pathlib.Path(source) / MANIFEST).is_file():
     return load_workdir(source, step)  # a workdir (or an error saying there is none)
   if step is not None:
-    raise ValueError(f"--step applies to a training workdir; {source or DEFAULT_PRETRAINED} "
+    raise errors.MismatchError(f"--step applies to a training workdir; {source or DEFAULT_PRETRAINED} "
                      "is an exported model with one step")
   return load_pretrained(source)

@@ -27,6 +27,8 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from maskinpaint_jax import errors
+
 # The flags defined here (`--config`) belong to the program that asks for them, and so are
 # listed by its --help.
 flags.disclaim_key_flags()
@@ -142,4 +144,7 @@ def run(main):
     except app.UsageError as e:  # one line, as for a bad flag (absl would print the whole help)
       sys.stderr.write(f"error: {e} (--help lists the flags)\n")
       sys.exit(e.exitcode)
+    except errors.ActionableError as e:  # expected: what went wrong and what to do, no traceback
+      sys.stderr.write(f"error: {e}\n")
+      sys.exit(1)
   app.run(quiet_main, flags_parser=parse_or_exit)

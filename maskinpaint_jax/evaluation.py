@@ -20,8 +20,8 @@ import tqdm
 
 from maskinpaint_jax import images as image_utils
 from maskinpaint_jax import masks as mask_lib
-from maskinpaint_jax import (baselines, checkpoint, inference, input_pipeline, metrics, reporting,
-                             runlog)
+from maskinpaint_jax import (baselines, checkpoint, errors, inference, input_pipeline, metrics,
+                             reporting, runlog)
 from maskinpaint_jax.runlog import METHODS, METRICS
 
 
@@ -106,7 +106,7 @@ def evaluate_model(config, workdir: str, *, split="test", step=None, out=None,
     workdir = checkpoint.DEFAULT_PRETRAINED
   config = config or saved_config
   if config.data.image_size != saved_config.data.image_size:
-    raise ValueError(f"the checkpoint was trained at {saved_config.data.image_size} px, the "
+    raise errors.MismatchError(f"the checkpoint was trained at {saved_config.data.image_size} px, the "
                      f"config asks for {config.data.image_size} px")
   filler = inference.make_filler(saved_config.model, g_params, batch_size)
   lpips = metrics.LPIPS(lpips_weights)

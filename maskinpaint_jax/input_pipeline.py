@@ -25,6 +25,8 @@ import grain
 import numpy as np
 import tensorflow_datasets as tfds
 
+from maskinpaint_jax import errors
+
 # The built datasets' layout (data_prep.builder writes it): data_dir/masked_faces/<name>/<version>,
 # <name> = the occlusion, with a _<size> suffix when not 128 px.
 OCCLUSIONS = ("face_mask", "rect")
@@ -51,7 +53,7 @@ def find_builder_dir(data_dir: str | os.PathLike, name: str) -> pathlib.Path:
   versions = sorted(p for p in root.glob("*") if (p / "dataset_info.json").exists()
                     and "incomplete" not in p.name) if root.is_dir() else []
   if not versions:
-    raise FileNotFoundError(
+    raise errors.NotFoundError(
         f"no complete dataset 'masked_faces/{name}' under {pathlib.Path(data_dir).absolute()}. "
         f"Build it: python -m maskinpaint_jax.tools.build --src PHOTOS --data_dir {data_dir} "
         f"--occlusions {name.rsplit('_', 1)[0] if name[-1].isdigit() else name}"
@@ -101,7 +103,7 @@ def check_split(global_batch: int, parts: int, what: str):
   processes, naming the nearest batch sizes that do."""
   if global_batch % parts:
     lo, hi = (global_batch // parts) * parts, (global_batch // parts + 1) * parts
-    raise ValueError(f"global batch {global_batch} is not divisible by the {parts} {what}; use "
+    raise errors.MismatchError(f"global batch {global_batch} is not divisible by the {parts} {what}; use "
                      f"--config.batch_size={hi}" + (f" (or {lo})" if lo else ""))
 
 
@@ -137,7 +139,7 @@ def make_train_iterator(config, shard=None):
                      tuple(dataset_names(config.data.train_datasets, config.data.image_size)),
                      "train")
   if info.num_examples == 0:
-    raise ValueError(f"the training split of {info.names} is empty")
+    raise errors.MismatchError(f"the training split of {info.names} is empty")
   ds = train_dataset(sources, global_batch=config.batch_size, seed=config.seed,
                      random_flip=config.data.random_flip, shard=shard)
   iter_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=4,
@@ -162,7 +164,7 @@ def fixed_batch(data_dir: str, names: str, image_size: int, split: str, count: i
     share = (count - len(examples)) // (len(sources) - k)
     examples += [source[i] for i in range(min(len(source), share))]
   if not examples:
-    raise ValueError(f"split {split!r} of {names} has no examples")
+    raise errors.MismatchError(f"split {split!r} of {names} has no examples")
   batch = stack_inputs(examples)
   batch["id"] = np.array([e["id"].decode() if isinstance(e["id"], bytes) else e["id"]
                           for e in examples])

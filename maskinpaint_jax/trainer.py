@@ -3,7 +3,8 @@ logging, validation, checkpoints, signals.
 
 `train_and_evaluate(config, workdir)` trains until config's step budget, resuming from the newest
 checkpoint in `workdir`. SIGTERM or Ctrl-C saves a checkpoint and exits; a non-finite loss stops
-the run before any checkpoint with it is written. Data-parallel over every device of every
+the run before any checkpoint with it is written. Process 0 holds the workdir for the whole run
+(workdir.hold): a second run on it stops before compiling. Data-parallel over every device of every
 process: parameters replicated, the global batch split along a 1-D mesh axis "data".
 """
 
@@ -25,7 +26,8 @@ import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 
-from maskinpaint_jax import checkpoint, images, input_pipeline, models, runlog
+from maskinpaint_jax import checkpoint, errors, images, input_pipeline, models, runlog
+from maskinpaint_jax import workdir as workdir_lib
 from maskinpaint_jax.train_step import (TrainState, from_items, init_state, make_optimizers,
                                         per_style, to_items, train_step, validation_metrics)
 
@@ -135,7 +137,7 @@ def validation_batch(config) -> tuple[str, dict[str, np.ndarray]]:
     batch = input_pipeline.fixed_batch(config.data.data_dir, config.data.train_datasets,
                                        config.data.image_size, split, config.num_eval_images)
   except (KeyError, ValueError) as e:
-    raise ValueError(
+    raise errors.MismatchError(
         f"no validation data: split {split!r} of {config.data.train_datasets} in "
         f"{config.data.data_dir} is missing or empty ({str(e).splitlines()[0][:200]}). Rebuild "
         "the datasets with photos in every split (python -m maskinpaint_jax.tools.build; its --limit draw "
@@ -153,7 +155,7 @@ def check_resumable(saved: ml_collections.ConfigDict, config: ml_collections.Con
   norm = lambda v: json.loads(json.dumps(v))  # tuples vs lists
   bad = [k for k in RESUME_MUST_MATCH if norm(get(saved, k)) != norm(get(config, k))]
   if bad:
-    raise ValueError(f"cannot resume: the checkpoint was trained with different {bad}. "
+    raise errors.MismatchError(f"cannot resume: the checkpoint was trained with different {bad}. "
                      "Use a new --workdir, or the checkpoint's config.")
 
 
@@ -189,7 +191,6 @@ def sample_grid(batch, out8, count: int = 8) -> np.ndarray:
 
 def write_config(workdir: pathlib.Path, config):
   if is_main():
-    workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
 
 
@@ -285,17 +286,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   workdir = pathlib.Path(workdir).expanduser().absolute()
   check_batch_layout(config)
   val_split, val_batch = validation_batch(config)  # before any file is written
-  write_config(workdir, config)
-  mesh = make_mesh()
-  data_iter, info = input_pipeline.make_train_iterator(config)
-  total_steps = num_train_steps(config, info.num_examples)
-  parts = build(config, mesh)
   last = {}
   with contextlib.ExitStack() as cleanup:  # also on an error or a second Ctrl-C
+    if is_main():  # one writer per workdir, before anything is written or compiled
+      workdir = workdir_lib.prepare(workdir)
+      cleanup.enter_context(workdir_lib.hold(workdir))
+    mesh = make_mesh()
+    data_iter, info = input_pipeline.make_train_iterator(config)
+    total_steps = num_train_steps(config, info.num_examples)
+    parts = build(config, mesh)
     mngr = cleanup.enter_context(checkpoint.manager(workdir, keep=config.keep_checkpoints))
-    writer = cleanup.enter_context(runlog.MetricsWriter(workdir, enabled=is_main()))
     stop = cleanup.enter_context(StopSignal())
     state, start_step = load_or_init(config, parts, mngr, data_iter)
+    # Written after the resume check: a refused config changes nothing in the workdir.
+    write_config(workdir, config)
+    writer = cleanup.enter_context(runlog.MetricsWriter(workdir, enabled=is_main()))
     validate = make_validator(parts.g, val_split, val_batch, writer, workdir)
     say(f"training {info.names} ({info.num_examples} examples), global batch "
         f"{config.batch_size} on {jax.device_count()} device(s) / {jax.process_count()} "
