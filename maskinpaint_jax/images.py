@@ -40,6 +40,38 @@ def list_images(src: str | os.PathLike) -> list[pathlib.Path]:
   return sorted(found)
 
 
+def list_files(src: str | os.PathLike) -> list[pathlib.Path]:
+  """Every file under `src` (recursively), sorted, whatever its name: for tools that must
+  account for each one (restored, skipped with a reason, or unreadable)."""
+  root = pathlib.Path(src)
+  if not root.is_dir():
+    raise FileNotFoundError(f"not a directory: {root}")
+  return sorted(pathlib.Path(d) / n for d, _, names in os.walk(root, followlinks=False)
+                for n in names)
+
+
+HEIF_SUFFIXES = (".heic", ".heif")
+
+
+def _heif_opener() -> bool:
+  """Registers pillow-heif's HEIC/HEIF reader with Pillow when it is installed."""
+  try:
+    import pillow_heif  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return False
+  pillow_heif.register_heif_opener()
+  return True
+
+
+def frame_count(path: str | os.PathLike) -> int:
+  """Frames in an animated image (GIF, WebP, TIFF pages); 1 for a still or unreadable one."""
+  try:
+    with Image.open(path) as img:
+      return int(getattr(img, "n_frames", 1))
+  except (OSError, ValueError):
+    return 1
+
+
 def _to_rgb_uint8(img: Image.Image) -> np.ndarray:
   if img.mode in ("I;16", "I;16B", "I;16L", "I"):
     a = np.asarray(img).astype(np.float64)
@@ -61,7 +93,9 @@ def _to_rgb_uint8(img: Image.Image) -> np.ndarray:
 def load_rgb(path: str | os.PathLike) -> np.ndarray:
   """Reads a photo as an (H, W, 3) uint8 RGB array, upright per its EXIF orientation.
 
-  Grayscale, palette, RGBA (composited on white), CMYK and 16-bit images are converted.
+  Any format Pillow opens (JPEG and .jfif, PNG, WebP, TIFF, BMP, GIF: the first frame; HEIC with
+  pillow-heif). Grayscale, palette, RGBA (composited on white), CMYK and 16-bit images are
+  converted.
   Raises ImageLoadError for empty, truncated, non-image, unreadable or looping paths.
   """
   path = pathlib.Path(path)
@@ -92,6 +126,11 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
   except ImageLoadError:
     raise
   except UnidentifiedImageError as e:
+    if path.suffix.lower() in HEIF_SUFFIXES and not _heif_opener():
+      raise ImageLoadError("a HEIC/HEIF photo: install pillow-heif to read it "
+                           "(pip install pillow-heif), or convert it to JPEG") from e
+    if path.suffix.lower() in HEIF_SUFFIXES:
+      return load_rgb(path)  # the reader is registered now
     raise ImageLoadError("not an image (unrecognised format)") from e
   except PermissionError as e:
     raise ImageLoadError("permission denied") from e
@@ -159,3 +198,41 @@ def make_grid(rows, pad: int = 2, background: int = 255) -> np.ndarray:
       y, x = pad + i * (h + pad), pad + j * (w + pad)
       grid[y:y + h, x:x + w] = tile
   return grid
+
+
+def load_hole(path: str | os.PathLike, shape_hw: tuple[int, int]) -> np.ndarray:
+  """A hole map drawn by the user: (H, W) uint8 in {0, 1}, 1 where the photo is to be restored.
+
+  White (above half of the format's range) marks the hole, in any mode and bit depth (1-bit,
+  8- or 16-bit gray, RGB, float); a map whose colour is uniform and whose alpha channel varies
+  gives its hole in the alpha channel (opaque = hole). Upright per its EXIF orientation, as
+  photos are.
+
+  Raises:
+    ImageLoadError: unreadable, or its size differs from `shape_hw` (both sizes named).
+  """
+  path = pathlib.Path(path)
+  try:
+    with Image.open(path) as img:
+      img.load()
+      img = ImageOps.exif_transpose(img)
+      bands = img.getbands()
+      if "A" in bands and len(set(img.convert("RGB").getdata())) <= 1:
+        img = img.getchannel("A")
+      if img.mode == "1":
+        values, top = np.asarray(img, np.float64), 1.0
+      elif img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        values = np.asarray(img).astype(np.float64)
+        top = 65535.0 if values.max() > 255 else 255.0
+      elif img.mode == "F":
+        values = np.asarray(img).astype(np.float64)
+        top = 1.0 if values.max() <= 1.0 else 255.0
+      else:
+        values, top = np.asarray(img.convert("L"), np.float64), 255.0
+  except (OSError, SyntaxError, ValueError) as e:
+    raise ImageLoadError(f"hole {path.name}: cannot read it ({e})") from e
+  h, w = shape_hw
+  if values.shape != (h, w):
+    raise ImageLoadError(f"hole {path.name} is {values.shape[1]}x{values.shape[0]} px, the photo "
+                         f"{w}x{h} px: draw the hole at the photo's size")
+  return (values > top / 2).astype(np.uint8)

@@ -129,5 +129,12 @@ def test_face_problems_too_small_cut_profile(finder, photos_dir):
   cut = finders.Face(face.box, face.landmarks - (x0, 0), face.source)
   assert finders.outside_fraction(cut.landmarks, img[:, x0:].shape) == pytest.approx(0.6, abs=0.02)
   assert "cut by the frame" in finders.face_problem(cut, img[:, x0:].shape, 40)
-  turned = finders.Face(face.box, _turned_landmarks(60.0) * 50 + 200, face.source)
+  # A tight crop whose frame cuts the forehead and eyes: the mask (the lower face) is inside.
+  y0 = int(face.landmarks[29, 1]) - 2  # through the nose bridge, just above the mask's top
+  top_cut = finders.Face(face.box, face.landmarks - (0, y0), face.source)
+  assert finders.outside_fraction(top_cut.landmarks, img[y0:].shape) > 0.25
+  assert finders.face_problem(top_cut, img[y0:].shape, 40) is None
+  turned = finders.Face(face.box, _turned_landmarks(70.0) * 50 + 200, face.source)
   assert "in profile" in finders.face_problem(turned, (400, 400, 3), 0)
+  half_turned = finders.Face(face.box, _turned_landmarks(55.0) * 50 + 200, face.source)
+  assert finders.face_problem(half_turned, (400, 400, 3), 0) is None

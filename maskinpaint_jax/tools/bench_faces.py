@@ -1,6 +1,7 @@
 r"""Face finders side by side: masked faces found, false faces, seconds per photo.
 
-  python -m maskinpaint_jax.tools.bench_faces --src ../shared/data/realmask [--no_face_dir sample_data/no_face]
+  python -m maskinpaint_jax.tools.bench_faces --src ../shared/data/realmask \
+      [--no_face_dir sample_data/no_face]
       [--finders hog,hog_pad,blazeface_short,blazeface,mesh_short,mesh_full,mesh_no_refind,mesh]
       [--seed 0] [--timing_photos 10] [--sheet sheet.png] [--write docs/benchmarks.md]
 
@@ -31,7 +32,7 @@ from maskinpaint_jax.faces import finders
 from maskinpaint_jax import images
 from maskinpaint_jax import cli
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 DEFAULT_NO_FACE_DIR = REPO / "sample_data" / "no_face"
 TITLE = "Face finders on real masked photos"
 
@@ -62,7 +63,8 @@ class PaddedFinder:
     out = []
     for f in self.finder.find_any_size(padded):
       top, right, bottom, left = f.box
-      out.append(finders.Face((top - p, right - p, bottom - p, left - p), f.landmarks - p, f.source))
+      out.append(finders.Face((top - p, right - p, bottom - p, left - p), f.landmarks - p,
+                              f.source))
     return out
 
 
@@ -207,7 +209,8 @@ def markdown(rows: dict, src: str, n_neg: int, neg_note: str, n_timing: int) -> 
         f"{100 * r['found'] / r['photos']:.1f} % | {r['false_faces']}"
         f"{which if r['false_faces'] else ''} | {r['s_mean']:.3f} | "
         f"{r['s_1000_median']:.3f} / {r['s_1000_max']:.3f} |")
-  lines += ["", "Which finder where: `python -m maskinpaint_jax.tools.inpaint` (users' photos) uses "
+  lines += ["", "Which finder where: `python -m maskinpaint_jax.tools.inpaint` (users' photos) "
+            "uses "
             "`mesh` (`--face_finder hog` for the other); the dataset build keeps `hog`: "
             "Algorithm 1 was written for dlib's landmarks, and CelebA's faces are unmasked "
             "(HOG finds one in 99 % of them).",

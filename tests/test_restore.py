@@ -1,0 +1,260 @@
+"""One photo's path (faces/restore.py) and inpaint's bookkeeping, on stand-ins for the models
+(fast tier): faces without a mask left untouched, turned photos set upright, output names that
+never collide, every file accounted for, the user's hole in every form, no seam on dark photos.
+The real models on real photos: test_inpaint.py (slow tier)."""
+
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+from absl import app
+from PIL import Image
+
+from conftest import REPO
+from maskinpaint_jax import cli, images
+from maskinpaint_jax.faces import finders, paste, restore
+from maskinpaint_jax.tools import inpaint
+
+# dlib's 68 landmarks of sample_data/photos/obama.jpg (1137 x 910 px).
+OBAMA = REPO / "sample_data" / "photos" / "obama.jpg"
+LANDMARKS = np.load(REPO / "tests" / "assets" / "obama_landmarks.npy")
+
+
+def face_from(landmarks) -> finders.Face:
+  (x0, y0), (x1, y1) = landmarks.min(0), landmarks.max(0)
+  return finders.Face((int(y0), int(x1), int(y1), int(x0)), landmarks, "hog")
+
+
+class FixedFinder:
+  """Finds the face at LANDMARKS when the photo has Obama's shape and is upright (the red
+  corner, painted by `marked`, top left); no face otherwise."""
+
+  def find_any_size(self, photo):
+    upright = photo.shape[:2] == (1137, 910) and photo[:4, :4, 0].mean() > 200 \
+        and photo[:4, :4, 1].mean() < 50
+    return [face_from(LANDMARKS)] if upright else []
+
+
+@dataclasses.dataclass
+class FakeCheck:
+  """Says every face wears a mask (or none does); upright when the red corner is top left."""
+  mask: bool = True
+
+  def upright_probability(self, photo, found):
+    upright = photo[:4, :4, 0].mean() > 200 and photo[:4, :4, 1].mean() < 50
+    return float(upright and bool(found))
+
+  def wears_mask(self, photo, face):
+    return self.mask
+
+
+def constant_filler(value):
+  def fill(crops, holes):
+    out = np.full_like(crops, value)
+    return out, np.where(holes > 0, out, crops)
+  return fill
+
+
+def marked(photo):
+  photo = photo.copy()
+  photo[:4, :4] = (255, 0, 0)
+  return photo
+
+
+def test_a_face_without_a_mask_is_left_untouched():
+  photo = marked(images.load_rgb(OBAMA))
+  result = restore.restore_photo(photo, FixedFinder(), constant_filler(0), 64,
+                                 checker=FakeCheck(mask=False))
+  assert not result.changed and np.array_equal(result.restored, photo)
+  assert [f.status for f in result.faces] == [restore.NO_MASK]
+  assert "no mask found" in result.faces[0].describe(1)
+
+
+@pytest.mark.parametrize("degrees", [90, 180, 270])
+def test_a_turned_photo_is_restored_upright_on_the_mouth(degrees):
+  photo = marked(images.load_rgb(OBAMA))
+  restore_ = lambda image: restore.restore_photo(
+      image, FixedFinder(), constant_filler(0), 64, add_mask="surgical",
+      rng=np.random.default_rng(0), checker=FakeCheck())
+  upright = restore_(photo)
+  turned = np.ascontiguousarray(np.rot90(photo, degrees // 90))
+  result = restore_(turned)
+  assert result.rotation == (360 - degrees) % 360
+  # The hole, turned back, is where it is on the upright photo: over the mouth, not the eyes.
+  back = np.rot90(result.hole, -degrees // 90)
+  assert np.array_equal(back, upright.hole) and upright.hole.any()
+  mouth = LANDMARKS[48:68].mean(0).round().astype(int)
+  eyes = [LANDMARKS[a:a + 6].mean(0).round().astype(int) for a in (36, 42)]
+  assert upright.hole[mouth[1], mouth[0]] and not any(upright.hole[y, x] for x, y in eyes)
+  # Face boxes are reported in the turned photo's own frame.
+  top, right, bottom, left = result.faces[0].box
+  assert 0 <= left < right <= turned.shape[1] and 0 <= top < bottom <= turned.shape[0]
+
+
+def test_a_photo_that_cannot_be_set_upright_is_not_painted():
+  photo = images.load_rgb(OBAMA)  # no red corner: the stand-in finder never sees it upright
+  with pytest.raises(finders.NoFaceError, match="also turned"):
+    restore.restore_photo(np.rot90(photo).copy(), FixedFinder(), constant_filler(0), 64,
+                          checker=FakeCheck())
+
+
+def test_colour_matching_recovers_a_gain_and_offset_on_the_ring():
+  rng = np.random.default_rng(0)
+  crop = rng.integers(20, 90, (64, 64, 3)).astype(np.uint8)
+  raw = np.clip(np.round((crop.astype(np.float64) - 10) / 0.8), 0, 255).astype(np.uint8)
+  hole = np.zeros((64, 64), np.uint8)
+  hole[30:56, 12:52] = 1
+  matched = paste.match_colours(raw, crop, hole)
+  assert np.abs(matched.astype(int) - crop.astype(int)).mean() < 1.5
+
+
+def edge_step(image, hole):
+  """Mean colour just inside the hole's edge minus just outside it (3 px bands)."""
+  k = np.ones((7, 7), np.uint8)
+  inside = hole.astype(bool) & ~cv2.erode(hole, k).astype(bool)
+  outside = cv2.dilate(hole, k).astype(bool) & ~hole.astype(bool)
+  return np.abs(image[inside].mean(0) - image[outside].mean(0)).max()
+
+
+@pytest.mark.parametrize("brightness, fill", [(0.15, 230), (1.0, 0), (1.6, 0)])
+def test_no_seam_on_dark_and_bright_photos(brightness, fill):
+  """A generator that paints a flat colour far from the photo's (as an untrained one does on a
+  15 % dark photo): the pasted face must still meet the photo without a step at the edge."""
+  photo = marked(np.clip(images.load_rgb(OBAMA) * brightness, 0, 255).astype(np.uint8))
+  hole = np.zeros(photo.shape[:2], np.uint8)
+  cx, cy = LANDMARKS[48:68].mean(0).astype(int)
+  hole[cy - 60:cy + 60, cx - 90:cx + 90] = 1
+  result = restore.restore_photo(photo, FixedFinder(), constant_filler(fill), 64, hole=hole,
+                                 checker=FakeCheck())
+  unmatched = np.abs(float(fill) - photo[hole > 0].mean())
+  assert edge_step(result.restored, hole) < max(12.0, 0.15 * unmatched)
+
+
+# --- inpaint's bookkeeping ---------------------------------------------------------------------
+
+def test_outputs_keep_what_tells_inputs_apart(tmp_path):
+  (tmp_path / "a").mkdir()
+  (tmp_path / "b").mkdir()
+  for rel in ("p.jpg", "p.png", "a/x.jpg", "b/x.jpg", "q.jpg"):
+    (tmp_path / rel).write_bytes(b"x")
+  jobs = inpaint.plan_jobs([str(tmp_path), str(tmp_path / "q.jpg")])  # q given twice
+  stems = sorted(str(j.stem) for j in jobs)
+  assert stems == ["a/x", "b/x", "p_jpg", "p_png", "q"]
+
+
+def test_two_inputs_with_one_output_name_are_an_error_naming_both(tmp_path):
+  for d in ("a", "b"):
+    (tmp_path / d).mkdir()
+    (tmp_path / d / "x.jpg").write_bytes(b"x")
+  with pytest.raises(app.UsageError, match=r"a/x.jpg and .*b/x.jpg would both be written"):
+    inpaint.plan_jobs([str(tmp_path / "a" / "x.jpg"), str(tmp_path / "b" / "x.jpg")])
+
+
+def test_an_output_folder_that_is_a_file_is_refused_before_any_work(tmp_path):
+  (tmp_path / "out").write_text("")
+  with pytest.raises(app.UsageError, match="cannot create the output folder"):
+    inpaint.check_out_dir(str(tmp_path / "out"))
+
+
+@pytest.fixture
+def stand_in_tools(monkeypatch):
+  tools = inpaint.Tools(64, constant_filler(128), FixedFinder(), FakeCheck(), "stand-ins")
+  monkeypatch.setattr(inpaint, "load_tools", lambda *a, **k: tools)
+  return tools
+
+
+def test_every_file_is_accounted_for_whatever_its_extension(tmp_path, stand_in_tools, capsys):
+  src = tmp_path / "in"
+  src.mkdir()
+  photo = Image.fromarray(marked(images.load_rgb(OBAMA)))
+  photo.save(src / "a.jfif", format="JPEG")
+  photo.save(src / "b.webp")
+  photo.save(src / "c.tif")
+  photo.save(src / "d.bmp")
+  frames = [photo.convert("P"), photo.convert("P").transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
+  frames[0].save(src / "e.gif", save_all=True, append_images=frames[1:])
+  (src / "f.txt").write_text("not a photo")
+  (src / "g.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+  Image.fromarray(np.full((120, 160, 3), 90, np.uint8)).save(src / "h.png")  # no face
+  code = cli.call(inpaint, [str(src), "-o", str(tmp_path / "out")])
+  log = capsys.readouterr()
+  assert code == 1
+  assert "5 restored + 0 no mask + 1 no face + 2 unreadable = 8 file(s)" in log.out
+  assert "e.gif: 2 frames: the first one restored" in log.out
+  assert "f.txt: unreadable: not an image" in log.err
+  assert "g.heic: unreadable: " in log.err and "HEIC" in log.err
+  for stem in "abcde":
+    assert (tmp_path / "out" / f"{stem}_restored.png").exists()
+
+
+def test_a_photo_without_a_mask_is_reported_and_not_a_failure(tmp_path, stand_in_tools,
+                                                              monkeypatch, capsys):
+  tools = dataclasses.replace(stand_in_tools, checker=FakeCheck(mask=False))
+  monkeypatch.setattr(inpaint, "load_tools", lambda *a, **k: tools)
+  Image.fromarray(marked(images.load_rgb(OBAMA))).save(tmp_path / "plain.png")
+  code = cli.call(inpaint, [str(tmp_path / "plain.png"), "-o", str(tmp_path / "out")])
+  log = capsys.readouterr()
+  assert code == 0
+  assert "no mask found on its 1 face(s): left as it is" in log.out
+  assert "0 restored + 1 no mask + 0 no face + 0 unreadable = 1 file(s)" in log.out
+  assert not (tmp_path / "out" / "plain_restored.png").exists()
+
+
+def hole_image(mode: str, hole: np.ndarray) -> Image.Image:
+  white = hole.astype(bool)
+  if mode == "1":
+    return Image.fromarray(white)
+  if mode == "I;16":
+    return Image.fromarray((white * 65535).astype(np.uint16))
+  if mode == "F":
+    return Image.fromarray(white.astype(np.float32))
+  if mode == "RGB":
+    return Image.fromarray(np.repeat((white * 255).astype(np.uint8)[..., None], 3, -1))
+  if mode == "alpha":  # black everywhere, the hole only in the alpha channel
+    rgba = np.zeros(hole.shape + (4,), np.uint8)
+    rgba[..., 3] = white * 255
+    return Image.fromarray(rgba, "RGBA")
+  return Image.fromarray((white * 200 + 20).astype(np.uint8))  # 8-bit gray, 220 vs 20
+
+
+@pytest.mark.parametrize("mode, suffix", [("L", ".png"), ("1", ".png"), ("I;16", ".png"),
+                                          ("F", ".tif"), ("RGB", ".jpg"), ("alpha", ".png")])
+def test_the_users_hole_in_every_form(tmp_path, mode, suffix):
+  hole = np.zeros((50, 80), np.uint8)
+  hole[10:30, 20:60] = 1
+  hole_image(mode, hole).save(tmp_path / f"h{suffix}")
+  got = images.load_hole(tmp_path / f"h{suffix}", (50, 80))
+  assert got.dtype == np.uint8 and set(np.unique(got)) <= {0, 1}
+  assert (got != hole).mean() < 0.01  # JPEG may blur an edge pixel
+
+
+def test_a_hole_of_another_size_is_an_error_naming_both_sizes(tmp_path):
+  Image.fromarray(np.zeros((40, 60), np.uint8)).save(tmp_path / "h.png")
+  with pytest.raises(images.ImageLoadError, match="hole h.png is 60x40 px, the photo 80x50 px"):
+    images.load_hole(tmp_path / "h.png", (50, 80))
+
+
+def test_save_hole_output_given_back_restores_the_same_hole(tmp_path, stand_in_tools, capsys):
+  Image.fromarray(marked(images.load_rgb(OBAMA))).save(tmp_path / "p.png")
+  out1, out2 = tmp_path / "o1", tmp_path / "o2"
+  assert cli.call(inpaint, [str(tmp_path / "p.png"), "-o", str(out1), "--add_mask", "cloth",
+                            "--save_hole"]) == 0
+  saved = Image.open(out1 / "p_hole.png")
+  assert saved.mode == "L" and saved.size == (910, 1137)
+  assert set(np.unique(np.asarray(saved))) == {0, 255}
+  # Given back (the folder, found by the --save_hole name): that hole, exactly, is restored.
+  assert cli.call(inpaint, [str(tmp_path / "p.png"), "-o", str(out2), "--hole", str(out1),
+                            "--save_hole"]) == 0
+  assert np.array_equal(np.asarray(Image.open(out2 / "p_hole.png")), np.asarray(saved))
+  capsys.readouterr()
+
+
+def test_a_hole_over_half_the_photo_is_a_warning(tmp_path, stand_in_tools, capsys):
+  Image.fromarray(marked(images.load_rgb(OBAMA))).save(tmp_path / "p.png")
+  inverted = np.ones((1137, 910), np.uint8) * 255
+  inverted[500:700, 300:600] = 0
+  Image.fromarray(inverted).save(tmp_path / "hole.png")
+  cli.call(inpaint, [str(tmp_path / "p.png"), "-o", str(tmp_path / "out"), "--hole",
+                     str(tmp_path / "hole.png")])
+  assert "inverted? (white marks the hole)" in capsys.readouterr().out
