@@ -24,8 +24,8 @@
 # PROBE_TIMEOUT_S (600: one bench probe, then it counts as failed), DTYPE and
 # TRAIN_BATCH (default: from the bench), TRAIN_DATASETS (face_mask), PHASES
 # (bench,build,train,evaluate), LOG_EVERY (20 [2]) and EVAL_EVERY (200 [5]) training steps
-# between logs / validations, EVAL_ARGS (more evaluate flags [--noidentity and no LPIPS
-# weights]), WORK (scratch: photos, datasets, checkpoints; runs/gpu_check/work), PY
+# between logs / validations, EVAL_ARGS (more evaluate flags [--noidentity]), WORK
+# (scratch: photos, datasets, checkpoints; runs/gpu_check/work), PY
 # (.venv/bin/python if present, else python3). CONFIG and SRC are relative to the repo root,
 # OUT and WORK to the current folder. Exit status 1 if any phase failed (the others still run);
 # summary.md says which and why, and how long each phase took.
@@ -40,11 +40,10 @@ if [ "${TOY:-0}" = 1 ]; then
   # 8 fake CPU devices: the data-parallel layout of a GPU node, on any machine.
   export JAX_PLATFORMS=cpu
   export XLA_FLAGS="${XLA_FLAGS:-} --xla_force_host_platform_device_count=8"
-  mkdir -p "$WORK/no_lpips"  # an empty weights folder: LPIPS is n/a, never downloaded
   : "${CONFIG:=configs/tiny.py}" "${SIZE:=32}" "${SRC:=sample_data/celeba}" "${LIMIT:=48}"
   : "${BUDGET_S:=20}" "${BATCH_START:=1}" "${BATCH_MAX:=2}" "${BENCH_STEPS:=3}"
   : "${LOG_EVERY:=2}" "${EVAL_EVERY:=5}"
-  : "${EVAL_ARGS:=--noidentity --lpips_weights=$WORK/no_lpips}"
+  : "${EVAL_ARGS:=--noidentity}"
 fi
 ARGS=(--out "$OUT" --work "$WORK"
       --config "${CONFIG:-configs/default.py}" --size "${SIZE:-128}"

@@ -13,7 +13,7 @@
 # (default face_mask,rect), VARIANTS (default full; all = + the four ablations of Tables IV / V,
 # see launch/ablations.sh), CONFIG (default configs/default.py), BATCH (default: the config's
 # batch rounded up to a multiple of the GPU count), EXTRA (--config.x=y overrides for every run),
-# EVAL_ARGS (more flags of maskinpaint_jax.tools.ablations, e.g. --identity or --lpips_weights DIR).
+# EVAL_ARGS (more flags of maskinpaint_jax.tools.ablations, e.g. --identity or --eval_limit N).
 # A PARTITION of "" splits by a hash of the file name instead. Re-running the script resumes:
 # complete datasets are kept, finished runs skipped, an interrupted run continues from its newest
 # checkpoint, a scored checkpoint is not scored again.

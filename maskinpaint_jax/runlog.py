@@ -2,13 +2,14 @@
 
 - `metrics.jsonl` in a training workdir: one JSON object per line, `{"step": int, name: float,
   ...}`; training rows carry the losses and `img_per_s` / `steps_per_s` / `epoch`, validation
-  rows the `val_*` metrics (PSNR in dB, SSIM in [0, 1]). Appended by `MetricsWriter` (process 0
-  only), read by `read_metrics`.
+  rows the `val_*` metrics (PSNR in dB, SSIM and LPIPS in [0, 1]). Appended by `MetricsWriter`
+  (process 0 only), read by `read_metrics`.
 - `results.json` of an evaluation: `{"meta": {...}, "datasets": {name: {"summary": {subset:
   {"n": int, method: {metric: float | None}}}, "in_training": bool, "samples": {...},
   "seconds": float}}}` with the methods of `METHODS` and the metrics of `METRICS` (PSNR dB, SSIM
-  and id_match %, LPIPS x100, identity distance). Written by `write_results` (with a CSV copy),
-  read by `read_results`.
+  and id_match %, LPIPS x100: `lpips` AlexNet, `lpips_vgg` VGG16; identity distance). Written by
+  `write_results` (with a CSV copy), read by `read_results`. A results.json from before
+  `lpips_vgg` existed lacks it: readers take a missing metric as not computed.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ LABELS = {
     "ours_raw": "Ours: raw output",
     "ours_composite": "Ours: composite with hole map",
 }
-METRICS = ("psnr", "psnr_hole", "ssim", "lpips", "id_distance", "id_match")
+METRICS = ("psnr", "psnr_hole", "ssim", "lpips", "lpips_vgg", "id_distance", "id_match")
 
 
 class MetricsWriter:
@@ -106,8 +107,8 @@ def write_results(out_dir: pathlib.Path, results: dict) -> pathlib.Path:
     for name, res in results["datasets"].items():
       for subset, s in res["summary"].items():
         for m in METHODS:
-          w.writerow([name, subset, s["n"], m] + ["" if s[m][k] is None else f"{s[m][k]:.4f}"
-                                                   for k in METRICS])
+          w.writerow([name, subset, s["n"], m] + ["" if s[m].get(k) is None
+                                                   else f"{s[m][k]:.4f}" for k in METRICS])
   return path
 
 

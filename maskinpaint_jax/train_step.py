@@ -126,6 +126,17 @@ def validation_metrics(g, g_params, batch):
               psnr_hole=jnp.mean(hole_psnr)), hole_psnr, out8
 
 
+def validation_lpips(out8: np.ndarray, clean: np.ndarray) -> dict[str, float]:
+  """Mean LPIPS in [0, 1] (lower is better) of the raw outputs against the clean images, uint8
+  (N, H, W, 3): `lpips` AlexNet, `lpips_vgg` VGG16 (metrics.lpips, outside the jitted
+  validation_metrics: its own compilation per batch shape, whatever the generator). {} when
+  LPIPS cannot be computed (package missing, images under 31 px)."""
+  if metrics.lpips_unavailable(clean.shape[1]):
+    return {}
+  return {"lpips": float(np.mean(metrics.lpips(out8, clean, "alexnet"))),
+          "lpips_vgg": float(np.mean(metrics.lpips(out8, clean, "vgg16")))}
+
+
 def per_style(values: np.ndarray, mask_type: np.ndarray) -> dict[str, float]:
   """Mean of per-image values for each mask style present (the learning curve per style)."""
   names = data_masks.MASK_TYPES

