@@ -113,7 +113,8 @@ def test_no_module_over_the_limit_without_a_reason_at_its_top():
 
 # The product describes itself; tickets, sessions and tools of the team that made it are not
 # part of it.
-PROCESS_WORDS = re.compile(r"\bissue ?#\d+|\bthe issue'?s?\b|\bissue:|\(issue\b|\bissues? \"|\bticket|"
+PROCESS_WORDS = re.compile(r"\bissue ?#\d+|\bthe issue'?s?\b|\bissue:|\(issue\b|\bissues? \"|"
+                           r"\bticket|"
                            r"\bthis session\b|in this session|\bthe device tool\b|"
                            r"device-tool|project's external check", re.I)
 
@@ -131,3 +132,17 @@ def test_the_product_speaks_about_itself_not_about_its_process():
           for i, line in enumerate(p.read_text(errors="replace").splitlines(), 1)
           if PROCESS_WORDS.search(line)]
   assert not hits, "\n".join(hits)
+
+
+def test_paths_computed_from_a_modules_own_place_reach_the_repository():
+  """`pathlib.Path(__file__).resolve().parents[N]` must land on the repository root (or below
+  it): a module moved to another folder otherwise reads and writes in the wrong place."""
+  pattern = re.compile(r"Path\(__file__\)\.resolve\(\)\.parents\[(\d)\]( / \"[^\"]+\")*")
+  for name, path in project_modules().items():
+    for m in pattern.finditer(path.read_text()):
+      target = path.resolve().parents[int(m.group(1))]
+      parts = re.findall(r'/ "([^"]+)"', m.group(0))
+      if not parts:
+        assert (target / "pyproject.toml").exists(), f"{name}: {m.group(0)} is not the repo"
+      else:
+        assert (target / parts[0]).exists(), f"{name}: {m.group(0)} does not exist"

@@ -18,6 +18,16 @@ def test_l1_matches_numpy():
   np.testing.assert_allclose(losses.l1_loss(a, b), np.abs(a - b).mean(), rtol=1e-6)
 
 
+def test_hole_l1_matches_a_loop_over_the_hole_pixels():
+  """The shipped recipe weighs it 4: the mean |output - target| over hole pixels and channels."""
+  a, b = _images(3), _images(4)
+  hole = (np.random.default_rng(5).random(a.shape[:3] + (1,)) < 0.3).astype(np.uint8)
+  errors = [abs(float(a[n, i, j, c]) - float(b[n, i, j, c]))
+            for n, i, j in zip(*np.nonzero(hole[..., 0])) for c in range(a.shape[-1])]
+  np.testing.assert_allclose(losses.hole_l1_loss(a, b, hole), np.mean(errors), rtol=1e-6)
+  assert float(losses.hole_l1_loss(a, b, np.zeros_like(hole))) == 0.0  # no hole: no loss
+
+
 def tv_reference(img, eps):
   n, h, w, c = img.shape
   total = 0.0

@@ -232,3 +232,43 @@ def test_bfloat16_forward_is_finite_and_close_to_float32(small_generator):
   d = models.make_discriminator(small_config(dtype="bfloat16"))
   dv = d.init(jax.random.key(0), x)
   assert np.isfinite(np.asarray(jax.jit(d.apply)(dv, x))).all()
+
+
+def _xla_flops(module, x):
+  from maskinpaint_jax.tools import model_summary
+  variables = jax.jit(module.init)(jax.random.key(0), x)
+  return model_summary.forward_flops(module, variables, x)
+
+
+def taps(n: int, k: int) -> int:
+  """Kernel taps inside an n x n image summed over its output pixels, for a k x k SAME conv:
+  along one axis n * k, less r + (r - 1) + ... + 1 at each border (r = k // 2)."""
+  r = k // 2
+  return (n * k - r * (r + 1)) ** 2
+
+
+def test_flops_of_one_conv_counted_by_hand():
+  """A 3x3 SAME conv, 16 -> 32 channels, on 24 x 24: 2 FLOPs per multiply-add, one per input
+  channel, output channel and tap inside the image (the zero padding is not multiplied), plus
+  one add per output value for the bias."""
+  import flax.linen as nn
+  x = jnp.zeros((1, 24, 24, 16), jnp.float32)
+  by_hand = 2 * 16 * 32 * taps(24, 3) + 24 * 24 * 32
+  assert by_hand == 5_036_032
+  assert _xla_flops(nn.Conv(32, (3, 3), padding="SAME"), x) == by_hand
+
+
+def test_flops_of_one_mmrm_counted_by_hand():
+  """An MMRM block (16 -> 32 channels on 16 x 16): its convolutions counted by hand (1x1, 3x3,
+  5x5 branches, the two 7x7 spatial-attention convs, the 1x1 fuse and the 1x1 projection) are
+  nearly all of XLA's count; the rest (norms, activations, attention's pooling) is small."""
+  from maskinpaint_jax.models.mmrm import MMRM
+  h = w = 16
+  cin, c = 16, 32
+  mac = lambda k, i, o: 2 * taps(h, k) * i * o
+  convs = (mac(1, cin, c) + mac(3, cin, c) + mac(5, cin, c)  # the three branches
+           + 2 * mac(7, 2, 1)                                 # spatial attention, 3x3 and 5x5
+           + mac(1, 3 * c, c)                                 # fuse
+           + mac(1, cin, c) + h * w * c)                      # projection, with its bias
+  xla = _xla_flops(MMRM(c), jnp.zeros((1, h, w, cin), jnp.float32))
+  assert convs <= xla <= 1.1 * convs

@@ -90,6 +90,68 @@ def test_eight_device_step_equals_one_device_step(one_and_eight):
   assert moved > 1e-4
 
 
+def _adam_by_hand(params, grads, lr, b1, b2, eps=1e-8):
+  """Adam's first update from zero moments, written out (Kingma & Ba, Algorithm 1, t = 1)."""
+  def one(p, g):
+    p, g = np.asarray(p, np.float64), np.asarray(g, np.float64)
+    m, v = (1 - b1) * g, (1 - b2) * g * g
+    return p - lr * (m / (1 - b1)) / (np.sqrt(v / (1 - b2)) + eps)
+  return jax.tree.map(one, params, grads)
+
+
+def test_one_step_equals_plain_jax_grad_and_adam_written_out(one_and_eight, mock_module):
+  """The step shares G's forward pass between D's and G's updates (jax.vjp); a reference with
+  two plain forward passes, jax.grad and Adam by hand must land on the same parameters."""
+  from maskinpaint_jax import inference, losses, models
+  batches, (parts, initial, _, _), _ = one_and_eight
+  config = mock_module
+  mesh = trainer.make_mesh(jax.devices()[:1])
+  _, data_sharding = trainer.mesh_shardings(mesh)
+  after, step_metrics = jax.device_get(parts.step(  # the compiled step of the fixture: no new compile
+      jax.device_put(initial, parts.state_sharding),
+      {k: jax.device_put(v, data_sharding) for k, v in batches[0].items()}))
+  g, d = models.make_generator(config.model), models.make_discriminator(config)
+  b = batches[0]
+  clean, masked = (inference.to_unit_range(jax.numpy.asarray(b[k])) for k in ("clean", "masked"))
+  hole = jax.numpy.asarray(b["hole"], jax.numpy.float32)
+  out = g.apply({"params": initial.g_params}, masked, hole)
+
+  def d_loss(dp):
+    real, new = d.apply({"params": dp, "spectral_norm": initial.spectral_norm}, clean,
+                        update_stats=True, mutable=["spectral_norm"])
+    fake = d.apply({"params": dp, "spectral_norm": new["spectral_norm"]}, out)
+    return losses.discriminator_hinge_loss(real, fake), new["spectral_norm"]
+
+  (d_value, sn), d_grads = jax.value_and_grad(d_loss, has_aux=True)(initial.d_params)
+  opt = config.optim
+  d_params = _adam_by_hand(initial.d_params, d_grads, opt.learning_rate, opt.b1, opt.b2)
+
+  def g_loss(gp):
+    o = g.apply({"params": gp}, masked, hole)
+    logits = d.apply({"params": d_params, "spectral_norm": sn}, o)
+    w = config.loss
+    total = (w.adv_weight * -jax.numpy.mean(logits) + w.l1_weight * jax.numpy.mean(
+        jax.numpy.abs(o - clean)) + w.tv_weight * losses.tv_loss(o, w.tv_epsilon))
+    if w.get("hole_l1_weight", 0.0):
+      total += w.hole_l1_weight * losses.hole_l1_loss(o, clean, hole)
+    return total
+
+  g_value, g_grads = jax.value_and_grad(g_loss)(initial.g_params)
+  g_params = _adam_by_hand(initial.g_params, g_grads, opt.learning_rate, opt.b1, opt.b2)
+  # Adam's first step is about lr * sign(gradient): the losses and gradient norms check the
+  # magnitudes too.
+  norm = lambda tree: np.sqrt(sum(float(np.sum(np.square(x))) for x in jax.tree.leaves(tree)))
+  np.testing.assert_allclose(step_metrics["d_loss"], d_value, rtol=1e-5)
+  np.testing.assert_allclose(step_metrics["g_loss"], g_value, rtol=1e-5)
+  np.testing.assert_allclose(step_metrics["d_grad_norm"], norm(d_grads), rtol=1e-4)
+  np.testing.assert_allclose(step_metrics["g_grad_norm"], norm(g_grads), rtol=1e-4)
+  for name, got, want in (("D", after.d_params, d_params), ("G", after.g_params, g_params)):
+    got, want = _flat(got), _flat(want)
+    assert got.keys() == want.keys()
+    for k in want:
+      np.testing.assert_allclose(got[k], want[k], rtol=1e-4, atol=1e-6, err_msg=f"{name} {k}")
+
+
 def test_a_non_finite_loss_skips_the_update_and_is_counted(one_and_eight):
   batches, _, (parts, _, state, _) = one_and_eight
   # Fault injection from outside the step: a NaN weight makes G's output, both losses and both
@@ -179,6 +241,8 @@ def test_train_and_evaluate_writes_checkpoints_logs_and_samples(four_steps, mock
       "step_0000003.png", "step_0000004.png"]
   assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
   assert "img/s" in out and "ETA" in out and "validation (validation, 8 images)" in out
+  # LPIPS of the raw output on the same batch (32 px: AlexNet's smallest is 31), in [0, 1].
+  assert all(0 < val[-1][k] < 1 for k in ("val_lpips", "val_lpips_vgg")) and "LPIPS-Alex" in out
   assert _train(mock_data, workdir, **FOUR_STEPS)["step"] == 4
   assert "nothing to do" in capsys.readouterr().out
 
@@ -275,7 +339,8 @@ def test_cli_training_without_a_validation_split_fails_before_compiling(tmp_path
   assert "compiled the train step" not in r.stdout
   assert not (tmp_path / "work").exists() and time.time() - t < 60
   # Validating on another split is a choice the config names, and then it is used as named.
-  split, batch = trainer.validation_batch(tiny_config(data_dir, **{"data.validation_split": "train"}))
+  split, batch = trainer.validation_batch(
+      tiny_config(data_dir, **{"data.validation_split": "train"}))
   train_ids = {input_pipeline.open_sources(str(data_dir), "face_mask", 32, "train")[0][i]["id"]
                .decode() for i in range(8)}
   assert split == "train" and set(batch["id"]) == train_ids
@@ -398,12 +463,15 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tiny_data_dir, tmp_path):
   assert "stopped at step" in out
   stopped = int(out.split("stopped at step ")[1].split(";")[0])
   steps = ocp.CheckpointManager(checkpoint.checkpoint_dir(tmp_path)).all_steps()
-  assert list(steps) == [stopped] and 3 <= stopped < 100000
+  # Saved at the end of the step the signal interrupted: the last step it logged.
+  logged = [json.loads(line)["step"] for line in metrics_file.read_text().splitlines()]
+  assert list(steps) == [stopped] and stopped == max(logged) and stopped >= 3
 
 
 @pytest.mark.slow
 def test_cli_a_nan_exits_with_status_3_and_keeps_the_good_checkpoints(tiny_data_dir, tmp_path):
-  common = ["maskinpaint_jax.tools.train", "--config", "configs/tiny.py", "--workdir", str(tmp_path),
+  common = ["maskinpaint_jax.tools.train", "--config", "configs/tiny.py", "--workdir",
+            str(tmp_path),
             f"--config.data.data_dir={tiny_data_dir}", "--config.checkpoint_every_steps=2",
             "--config.log_every_steps=2"]
   assert run_cli(common + ["--config.num_train_steps=4"]).returncode == 0
