@@ -171,7 +171,8 @@ def load_pretrained(model_dir=None):
   try:
     params = flax.serialization.msgpack_restore(blob)
   except Exception as e:  # pylint: disable=broad-except
-    raise errors.MismatchError(f"{model_dir / WEIGHTS} cannot be read as flax msgpack: {e}") from None
+    raise errors.MismatchError(
+        f"{model_dir / WEIGHTS} cannot be read as flax msgpack: {e}") from None
   _check_shapes(params, generator_shapes(config), model_dir / WEIGHTS)
   return config, jax.tree.map(jnp.asarray, params), int(manifest["step"])
 
@@ -182,6 +183,7 @@ def load_generator(source=None, step: int | None = None):
   if source is not None and not (pathlib.Path(source) / MANIFEST).is_file():
     return load_workdir(source, step)  # a workdir (or an error saying there is none)
   if step is not None:
-    raise errors.MismatchError(f"--step applies to a training workdir; {source or DEFAULT_PRETRAINED} "
+    raise errors.MismatchError(
+        f"--step applies to a training workdir; {source or DEFAULT_PRETRAINED} "
                      "is an exported model with one step")
   return load_pretrained(source)

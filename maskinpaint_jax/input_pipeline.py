@@ -103,7 +103,8 @@ def check_split(global_batch: int, parts: int, what: str):
   processes, naming the nearest batch sizes that do."""
   if global_batch % parts:
     lo, hi = (global_batch // parts) * parts, (global_batch // parts + 1) * parts
-    raise errors.MismatchError(f"global batch {global_batch} is not divisible by the {parts} {what}; use "
+    raise errors.MismatchError(
+        f"global batch {global_batch} is not divisible by the {parts} {what}; use "
                      f"--config.batch_size={hi}" + (f" (or {lo})" if lo else ""))
 
 

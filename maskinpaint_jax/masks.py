@@ -194,7 +194,8 @@ PALETTE_PATH = pathlib.Path(__file__).with_name("mask_colors.json")
 @functools.lru_cache(maxsize=1)
 def measured_palette() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """(weights, mean RGB, RGB spread) of real masks' base colours, measured on real photos by
-  `python -m maskinpaint_jax.tools.mask_colors` (white, grey, black, navy, light blue, ... ; see the JSON)."""
+  `python -m maskinpaint_jax.tools.mask_colors` (white, grey, black, navy, light blue, ... ; see
+  the JSON)."""
   groups = json.loads(PALETTE_PATH.read_text())["groups"]
   weights = np.array([g["weight"] for g in groups], np.float64)
   return (weights / weights.sum(), np.array([g["rgb"] for g in groups], np.float32),

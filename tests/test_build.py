@@ -121,7 +121,8 @@ def test_a_rerun_of_a_complete_build_changes_nothing(tmp_path, celeba_paths):
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_an_interrupted_build_is_never_complete_and_a_rerun_finishes_it(tmp_path, sig):
   data_dir = tmp_path / "tfds"
-  cmd = [sys.executable, "-m", "maskinpaint_jax.tools.build", "--src", str(REPO / "sample_data" / "celeba"),
+  cmd = [sys.executable, "-m", "maskinpaint_jax.tools.build", "--src",
+         str(REPO / "sample_data" / "celeba"),
          "--data_dir", str(data_dir), "--occlusions", "face_mask", "--size", "32", "--workers", "1",
          "--limit", "160"]
   # Ctrl-C in a terminal: SIGINT handled as by default even when the tests themselves run in a
@@ -232,7 +233,8 @@ def test_a_build_that_would_leave_a_split_empty_is_an_error(tmp_path, celeba_pat
                                   "--require_splits", "train,test"])
   assert summary["examples"] == {"train": 8, "test": 2} and summary["empty_splits"] == \
       ["validation"]
-  r = run_cli(["maskinpaint_jax.tools.build"] + base + ["--data_dir", str(tmp_path / "d")], timeout=300)
+  r = run_cli(["maskinpaint_jax.tools.build"] + base + ["--data_dir", str(tmp_path / "d")],
+              timeout=300)
   assert r.returncode == 2 and "error:" in r.stderr and "--require_splits" in r.stderr
   assert "Traceback" not in r.stderr
 

@@ -18,14 +18,20 @@ PROGRAMS = {
     "maskinpaint_jax.tools.bench_holes": ["--data_dir", "/tmp/x"],
     "maskinpaint_jax.tools.mask_colors": ["--src", "/tmp/x"],
     "maskinpaint_jax.tools.bench_faces": ["--src", "/tmp/x"],
-    "maskinpaint_jax.tools.train": ["--config", str(REPO / "configs" / "tiny.py"), "--workdir", "/w"],
+    "maskinpaint_jax.tools.bench_photos": ["--realmask", "/tmp/x", "--nomask", "/tmp/y"],
+    "maskinpaint_jax.tools.train_face_check": ["--celeba", "/a", "--realmask", "/b", "--nomask",
+                                               "/c"],
+    "maskinpaint_jax.tools.train":
+        ["--config", str(REPO / "configs" / "tiny.py"), "--workdir", "/w"],
     "maskinpaint_jax.tools.evaluate": [],
     "maskinpaint_jax.tools.inpaint": ["-o", "/tmp/out", "photo.jpg"],
+    "maskinpaint_jax.tools.app": ["--port", "7860"],
     "maskinpaint_jax.tools.demo": [],
     "maskinpaint_jax.tools.export": ["--workdir", "/w"],
     "maskinpaint_jax.tools.bench": ["train"],
     "maskinpaint_jax.tools.recipes": [],
-    "maskinpaint_jax.tools.ablations": ["--config", str(REPO / "configs" / "tiny.py"), "--workdir", "/w"],
+    "maskinpaint_jax.tools.ablations":
+        ["--config", str(REPO / "configs" / "tiny.py"), "--workdir", "/w"],
     "maskinpaint_jax.tools.report": [],
     "maskinpaint_jax.tools.profiling": ["trace_dir"],
     "maskinpaint_jax.tools.gpu_check": ["--out", "/tmp/out"],
@@ -55,18 +61,22 @@ def test_flags_are_snake_case_and_parse_in_a_fresh_flag_set(name):
 
 
 @pytest.mark.parametrize("name, argv, message", [
-    ("maskinpaint_jax.tools.build", ["--src", "/no/such/dir", "--data_dir", "x"], "not a directory"),
+    ("maskinpaint_jax.tools.build",
+         ["--src", "/no/such/dir", "--data_dir", "x"], "not a directory"),
     ("maskinpaint_jax.tools.build", ["--src", "sample_data", "--data_dir", "x", "--limit", "0"],
      "positive integer"),
-    ("maskinpaint_jax.tools.build", ["--src", "sample_data", "--data_dir", "x", "--occlusions", "face"],
+    ("maskinpaint_jax.tools.build",
+         ["--src", "sample_data", "--data_dir", "x", "--occlusions", "face"],
      "choose from face_mask, rect"),
-    ("maskinpaint_jax.tools.build", ["--src", "sample_data", "--data_dir", "x", "--require_splits", "dev"],
+    ("maskinpaint_jax.tools.build",
+         ["--src", "sample_data", "--data_dir", "x", "--require_splits", "dev"],
      "choose from train, validation, test"),
     ("maskinpaint_jax.tools.build", ["--src", "sample_data"], "--data_dir"),
     ("maskinpaint_jax.tools.inpaint", ["photo.jpg", "-o", "x", "--add_mask", "scarf"], "surgical"),
     ("maskinpaint_jax.tools.inpaint", ["photo.jpg", "-o", "x", "--face_finder", "cnn"], "mesh"),
     ("maskinpaint_jax.tools.gpu_check", ["--out", "x", "--phases", "bench,deploy"], "choose from"),
-    ("maskinpaint_jax.tools.bench_holes", ["--data_dir", "x", "--landmarks", "dlib"], "stored, mesh"),
+    ("maskinpaint_jax.tools.bench_holes",
+         ["--data_dir", "x", "--landmarks", "dlib"], "stored, mesh"),
 ])
 def test_a_bad_flag_is_refused_when_parsed_and_named(monkeypatch, name, argv, message):
   monkeypatch.chdir(REPO)
@@ -100,7 +110,8 @@ def test_help_exits_0_and_lists_the_programs_flags(name):
 
 @pytest.mark.slow
 def test_a_bad_flag_or_argument_on_the_command_line_is_one_error_line_and_status_2():
-  r = run_cli(["maskinpaint_jax.tools.build", "--src", "sample_data", "--data_dir", "/tmp/x", "--limit", "0"],
+  r = run_cli(["maskinpaint_jax.tools.build", "--src", "sample_data", "--data_dir", "/tmp/x",
+               "--limit", "0"],
               timeout=120)
   assert r.returncode == 2
   assert r.stderr.strip() == "error: flag --limit=0: 0 is not a positive integer"
@@ -123,7 +134,8 @@ def test_config_overrides_apply_in_a_fresh_flag_set():
 @pytest.mark.parametrize("name, argv", [
     ("maskinpaint_jax.tools.bench_holes", ["--data_dir", "x", "--landmarks", "stored", "mesh"]),
     ("maskinpaint_jax.tools.demo", ["--update_readme", "false"]),
-    ("maskinpaint_jax.tools.build", ["--src", str(REPO / "sample_data"), "--data_dir", "x", "extra"]),
+    ("maskinpaint_jax.tools.build",
+         ["--src", str(REPO / "sample_data"), "--data_dir", "x", "extra"]),
 ])
 def test_a_stray_word_is_refused_not_ignored(name, argv):
   with pytest.raises(app.UsageError, match="unexpected argument") as error:

@@ -3,7 +3,8 @@ r"""Benchmarks: the train step, the input pipeline, the dataset build. Writes do
   python -m maskinpaint_jax.tools.bench train --config configs/demo.py [--devices 1,2,4,8]
       [--fake_cpu_devices 8] [--steps 20] [--warmup 3] [--per_device_batch N] [--profile_dir DIR]
   python -m maskinpaint_jax.tools.bench input --config configs/demo.py [--steps 50]
-  python -m maskinpaint_jax.tools.bench build --src ../shared/data/celeba [--workers 1,2] [--limit 4000]
+  python -m maskinpaint_jax.tools.bench build --src ../shared/data/celeba [--workers 1,2] \
+      [--limit 4000]
   python -m maskinpaint_jax.tools.bench attention --config configs/demo.py
   ... [--write docs/benchmarks.md]  (adds or replaces this benchmark's section)
 

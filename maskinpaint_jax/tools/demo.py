@@ -27,7 +27,7 @@ from absl import flags
 
 from maskinpaint_jax import cli, runlog
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS):
@@ -66,11 +66,16 @@ def validation_table(train_dir: pathlib.Path) -> list[str]:
   rows = runlog.validation_rows(runlog.read_metrics(train_dir))
   if not rows:
     return []
+  from maskinpaint_jax import reporting  # pylint: disable=g-import-not-at-top
+  x100 = lambda r, k: reporting.fmt(None if k not in r else 100 * r[k])
   return (["## Training from scratch: validation during the short run", "",
-           "`configs/demo.py`, trained by this demo for a few minutes (not the shipped model).", "",
-           "| step | PSNR (dB) | PSNR hole (dB) | SSIM (%) |", "|---:|---:|---:|---:|"]
+           "`configs/demo.py`, trained by this demo for a few minutes (not the shipped model). "
+           + reporting.LPIPS_SOURCE + ".", "",
+           "| step | PSNR (dB) | PSNR hole (dB) | SSIM (%) | LPIPS-Alex (x100) | "
+           "LPIPS-VGG (x100) |", "|---:|---:|---:|---:|---:|---:|"]
           + [f"| {r['step']} | {r['val_psnr']:.2f} | {r['val_psnr_hole']:.2f} | "
-             f"{100 * r['val_ssim']:.2f} |" for r in rows] + [""])
+             f"{100 * r['val_ssim']:.2f} | {x100(r, 'val_lpips')} | {x100(r, 'val_lpips_vgg')} |"
+             for r in rows] + [""])
 
 
 def write_report(runs: pathlib.Path, results: dict, timings: dict, inpaint_dir: pathlib.Path,
@@ -137,7 +142,8 @@ def run_demo(f: flags.FlagValues):
 
   banner("1/5 build the datasets (face_mask, rect; 64 px) from sample_data/celeba")
   t = time.time()
-  run_stage(["maskinpaint_jax.tools.build", "--src", str(REPO / "sample_data" / "celeba"), "--data_dir",
+  run_stage(["maskinpaint_jax.tools.build", "--src", str(REPO / "sample_data" / "celeba"),
+             "--data_dir",
        str(data_dir), "--occlusions", "face_mask,rect", "--size", "64", "--workers", "2",
        "--partition", str(write_partition(runs / "partition.txt")), "--preview", "16"])
   timings["build"] = time.time() - t
@@ -145,7 +151,8 @@ def run_demo(f: flags.FlagValues):
   banner("2/5 train configs/demo.py from scratch (resumes; Ctrl-C saves and stops)")
   t = time.time()
   steps = [f"--config.num_train_steps={f.steps}"] if f.steps else []
-  run_stage(["maskinpaint_jax.tools.train", "--config", str(REPO / "configs" / "demo.py"), "--workdir",
+  run_stage(["maskinpaint_jax.tools.train", "--config", str(REPO / "configs" / "demo.py"),
+             "--workdir",
        str(train_dir)] + overrides + steps)
   timings["train"] = time.time() - t
 

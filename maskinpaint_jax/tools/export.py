@@ -1,6 +1,7 @@
 r"""Exports a training run's generator as a self-contained model folder (what pretrained/ holds).
 
-  python -m maskinpaint_jax.tools.export --workdir runs/shipped --out pretrained/face_mask_64 [--step N]
+  python -m maskinpaint_jax.tools.export --workdir runs/shipped --out pretrained/face_mask_64 \
+      [--step N]
 
 Writes generator.msgpack, config.json and manifest.json (step, SHA-256, and --note). evaluate
 and inpaint load such a folder with --workdir, and the one in pretrained/ by default.

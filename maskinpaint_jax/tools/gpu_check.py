@@ -52,7 +52,7 @@ from absl import flags
 
 from maskinpaint_jax import cli, input_pipeline, reporting, runlog
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 DTYPES = ("float32", "bfloat16")
 OCCLUSIONS = ("face_mask", "rect")
 # How XLA / the allocator say that a program does not fit in device memory.
@@ -260,7 +260,8 @@ def pick_train_batch(probes: list[dict]) -> int:
 # --- 2. build ----------------------------------------------------------------------------------
 
 def link_photos(sources: list[str], dest: pathlib.Path) -> int:
-  """dest/<folder name>/<file> -> each source's files (maskinpaint_jax.tools.build takes one --src). Links
+  """dest/<folder name>/<file> -> each source's files (maskinpaint_jax.tools.build takes one
+  --src). Links
   of an earlier run are removed first (only links), so `dest` names exactly this run's photos."""
   for old in (dest.rglob("*") if dest.is_dir() else []):
     if old.is_symlink():
@@ -291,7 +292,8 @@ def run_build(args) -> dict:
   """Both datasets from one folder of links to every --src photo."""
   photos, data_dir = args.work / "photos", args.work / "tfds"
   n = link_photos(args.src, photos)
-  cmd = python("maskinpaint_jax.tools.build", "--src", photos, "--data_dir", data_dir, "--occlusions",
+  cmd = python("maskinpaint_jax.tools.build", "--src", photos, "--data_dir", data_dir,
+               "--occlusions",
                ",".join(OCCLUSIONS), "--size", args.size, "--workers", args.workers)
   if args.limit:
     cmd += ["--limit", str(args.limit)]

@@ -1,7 +1,8 @@
 r"""Measures the colours of real face masks, for the synthetic masks' palette.
 Writes maskinpaint_jax/mask_colors.json, which maskinpaint_jax/masks.py draws mask colours from.
 
-  python -m maskinpaint_jax.tools.mask_colors --src ../shared/data/realmask --out maskinpaint_jax/mask_colors.json \
+  python -m maskinpaint_jax.tools.mask_colors --src ../shared/data/realmask \
+      --out maskinpaint_jax/mask_colors.json \
       [--preview docs/images/masks_synthetic_vs_real.png --faces sample_data/celeba]
 
 Per photo: BlazeFace's largest face gives the nose tip, the mouth centre and the eyes; the mask
