@@ -258,3 +258,25 @@ def test_a_hole_over_half_the_photo_is_a_warning(tmp_path, stand_in_tools, capsy
   cli.call(inpaint, [str(tmp_path / "p.png"), "-o", str(tmp_path / "out"), "--hole",
                      str(tmp_path / "hole.png")])
   assert "inverted? (white marks the hole)" in capsys.readouterr().out
+
+
+def test_no_pixel_of_the_mask_reaches_the_output_of_the_default_model():
+  """The shipped (non-blind) generator through the whole paste path: two photos that differ
+  only inside the hole are restored to the same pixels, to the bit."""
+  from maskinpaint_jax import checkpoint, inference
+  config, params, _ = checkpoint.load_pretrained()
+  filler = inference.make_filler(config.model, params, batch_size=1)
+  photo = marked(images.load_rgb(OBAMA))
+  hole = np.zeros(photo.shape[:2], np.uint8)
+  cx, cy = LANDMARKS[48:68].mean(0).astype(int)
+  hole[cy - 70:cy + 60, cx - 100:cx + 100] = 1
+  rng = np.random.default_rng(0)
+  for mask_colour in ((250, 250, 250), (20, 40, 200)):  # a white and a blue "mask"
+    other = photo.copy()
+    other[hole > 0] = mask_colour + rng.integers(-5, 6, (int(hole.sum()), 3))
+    result = restore.restore_photo(other, FixedFinder(), filler, config.data.image_size,
+                                   hole=hole, checker=FakeCheck())
+    if mask_colour[0] == 250:
+      first = result.restored
+  np.testing.assert_array_equal(result.restored, first)
+  assert not np.array_equal(result.restored[hole > 0], other[hole > 0])

@@ -70,6 +70,7 @@ def restore_faces(photo: np.ndarray, found, holes, filler, size: int) -> np.ndar
     raw_up = cv2.warpAffine(raw[0], matrix, (w, h), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
                             borderMode=cv2.BORDER_REPLICATE)
     alpha = feathered_alpha(hole, align.crop_square(face.landmarks)[2] / align.CROP_SCALE)
+    alpha[hole > 0] = 1.0  # exactly: no trace of the mask's pixels (a blur sums to 1 - 6e-8)
     out = np.clip(np.round(out * (1 - alpha[..., None]) + raw_up * alpha[..., None]), 0,
                   255).astype(np.uint8)
   return out
