@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The GPU check on one GPU node, every result in one folder (not yet run on a GPU:
-# plan on BENCH_BUDGET_S + BUDGET_S + the build, start-ups and evaluation, 10-12 minutes):
+# The GPU check on one GPU node, every result in one folder (on a GPU only its bench phase has
+# run, once on an H100: docs/benchmarks.md, "GPU: ..."; for all phases plan on BENCH_BUDGET_S +
+# BUDGET_S + the build, start-ups and evaluation, an estimate of 10-12 minutes):
 #   1. `bench train`, 128 px default config, float32 and bfloat16, each at the largest
 #      per-device batch that fits (found by doubling until out of memory): img/s, step and
 #      compile time, peak device memory, MFU, and the top ops of one profiled step;
-#   2. the face_mask and rect datasets at 128 px from ../shared/data/celeba + celeba_extra
-#      (12,000 photos) on every core;
+#   2. the face_mask and rect datasets at 128 px from the photo folders of SRC on every core
+#      (default ../shared/data/celeba + celeba_extra, 12,000 photos of a development tree, not in
+#      the repository: set SRC, e.g. SRC=/data/celeba/img_align_celeba LIMIT=12000);
 #   3. 300 s of training in the faster dtype (then SIGTERM: train saves and exits), the generator
 #      exported to OUT/generator and scored on the test split next to Telea / Navier-Stokes.
 #

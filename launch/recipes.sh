@@ -3,7 +3,9 @@
 # Each variant trains configs/shipped.py with a few overrides for STEPS steps on the same data
 # and is validated on the same 256 validation images (face-mask styles and rectangles), then
 # `python -m maskinpaint_jax.tools.recipes` tabulates the runs' own metrics.jsonl.
-#   STEPS=400 launch/recipes.sh            (about 30 minutes on 2 CPU cores)
+#   STEPS=400 launch/recipes.sh            (about 30 minutes on 2 CPU cores: the CPU h column of
+#                                          docs/recipes.md, "Recipes: quality per CPU hour")
+# Needs data/tfds12k, built by launch/shipped.sh's first step (from ../shared/data).
 set -euo pipefail
 STEPS=${STEPS:-400}
 OUT=${OUT:-runs/recipes}

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The shipped model (pretrained/face_mask_64), end to end on one machine; every step resumes.
-#   launch/shipped.sh [STEPS]       (STEPS: stop training there; default configs/shipped.py's)
+#   launch/shipped.sh [STEPS]       (STEPS: stop training there and export that step; without
+#                                    it, train to configs/shipped.py's steps, export the newest)
+#   launch/shipped.sh 3750          reproduces pretrained/face_mask_64 (its manifest's step)
 # 1. data: ../shared/data/celeba + celeba_extra (12,000 photos) linked into data/celeba12k/ and
 #    built at 64 px (face_mask with the realistic mask styles, and rect); the hash split keeps
 #    10 % validation and 10 % test out of training.
@@ -19,8 +21,13 @@ $PY -m maskinpaint_jax.tools.build --src data/celeba12k --data_dir data/tfds12k 
     --size 64 --workers "$(nproc)"
 $PY -m maskinpaint_jax.tools.train --config configs/shipped.py --workdir runs/shipped \
     ${STEPS:+--config.num_train_steps=$STEPS}
+# With STEPS, export exactly that step (runs/shipped may hold later ones: every checkpoint is
+# kept, and a workdir already past STEPS trains no further); without it, the newest.
 $PY -m maskinpaint_jax.tools.export --workdir runs/shipped --out pretrained/face_mask_64 \
-    --note "configs/shipped.py on data/tfds12k (../shared/data/celeba + celeba_extra), launch/shipped.sh"
+    ${STEPS:+--step "$STEPS"} \
+    --note "configs/shipped.py on data/tfds12k (../shared/data/celeba + celeba_extra), launch/shipped.sh${STEPS:+ $STEPS}"
+# Scores the exported folder, which holds exactly one step (STEPS when given; evaluate reports it
+# and refuses --step for an exported model), so the results are those of the step just exported.
 $PY -m maskinpaint_jax.tools.evaluate --config.data.eval_datasets=face_mask,rect \
     --identity=false --out runs/eval/shipped_test  # identity: make demo, on a subset (slow)
 cp runs/eval/shipped_test/results.json docs/shipped_results.json
