@@ -1,7 +1,7 @@
 r"""A web page on this computer that restores the faces in your photos, as `inpaint` does.
 
   python -m maskinpaint_jax.tools.app [--host 127.0.0.1] [--port 7860] [--workdir runs/x] \
-      [--face_finder mesh|hog] [--nomask_check] [--min_face_size 40] [--max_photos 20]
+      [--face_finder mesh|hog] [--nomask_check] [--min_face_size 24] [--max_photos 20]
 
 then open http://127.0.0.1:7860. Upload one or several photos and press Restore: each photo is
 shown as input | estimated hole (red) | restored, with inpaint's report line for every file (no
@@ -62,7 +62,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS):
                     "mesh finds masked faces; hog: dlib HOG, the paper's.", **d)
   flags.DEFINE_bool("mask_check", True, "Leave faces without a mask untouched (a box on the "
                     "page).", **d)
-  flags.DEFINE_integer("min_face_size", 40, "Smaller faces are skipped with a message (px).",
+  flags.DEFINE_integer("min_face_size", 24, "Smaller faces are skipped with a message (px).",
                        lower_bound=1, **d)
   flags.DEFINE_integer("max_photos", 20, "Photos restored per press of Restore; more are "
                        "refused with a message.", lower_bound=1, **d)
@@ -125,7 +125,7 @@ class Restorer:
   """What the page's buttons do, without the page: restores uploaded files through inpaint and
   remembers the loaded models. One restoration runs at a time (the machine's cores go to it)."""
 
-  def __init__(self, root: pathlib.Path, min_face_size: int = 40, max_photos: int = 20):
+  def __init__(self, root: pathlib.Path, min_face_size: int = 24, max_photos: int = 20):
     self.root = pathlib.Path(root)
     self.min_face_size = min_face_size
     self.max_photos = max_photos
