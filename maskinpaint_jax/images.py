@@ -216,23 +216,15 @@ def load_hole(path: str | os.PathLike, shape_hw: tuple[int, int]) -> np.ndarray:
     with Image.open(path) as img:
       img.load()
       img = ImageOps.exif_transpose(img)
-      bands = img.getbands()
-      if "A" in bands and len(set(img.convert("RGB").getdata())) <= 1:
-        img = img.getchannel("A")
-      if img.mode == "1":
-        values, top = np.asarray(img, np.float64), 1.0
-      elif img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        values = np.asarray(img).astype(np.float64)
-        top = 65535.0 if values.max() > 255 else 255.0
-      elif img.mode == "F":
-        values = np.asarray(img).astype(np.float64)
-        top = 1.0 if values.max() <= 1.0 else 255.0
-      else:
-        values, top = np.asarray(img.convert("L"), np.float64), 255.0
+      if "A" in img.getbands():
+        rgb = np.asarray(img.convert("RGB"))
+        if (rgb == rgb[0, 0]).all():  # one colour: the hole is drawn in the alpha channel
+          img = img.getchannel("A")
+      values = _to_rgb_uint8(img).mean(axis=-1)  # every mode and bit depth, as photos are read
   except (OSError, SyntaxError, ValueError) as e:
     raise ImageLoadError(f"hole {path.name}: cannot read it ({e})") from e
   h, w = shape_hw
   if values.shape != (h, w):
     raise ImageLoadError(f"hole {path.name} is {values.shape[1]}x{values.shape[0]} px, the photo "
                          f"{w}x{h} px: draw the hole at the photo's size")
-  return (values > top / 2).astype(np.uint8)
+  return (values > 127.5).astype(np.uint8)

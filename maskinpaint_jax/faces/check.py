@@ -17,13 +17,12 @@ from __future__ import annotations
 import json
 import pathlib
 
-import cv2
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from maskinpaint_jax.faces import finders
+from maskinpaint_jax.faces import align, finders
 
 CROP_SIZE = 64        # px, the network's input side
 CROP_SCALE = 1.5      # the crop's side over the larger side of the detector's box
@@ -49,22 +48,13 @@ class FaceCheckNet(nn.Module):
 
 def box_crop(photo: np.ndarray, box: finders.Box, size: int = CROP_SIZE) -> np.ndarray:
   """The (size, size, 3) uint8 square around a face's (top, right, bottom, left) box, CROP_SCALE
-  times its larger side, edge pixels repeated outside the photo; area-averaged when shrinking."""
+  times its larger side, edge pixels repeated outside the photo (`align.warp_crop`: area-
+  averaged when shrinking)."""
   top, right, bottom, left = box
   cx, cy = (left + right) / 2.0, (top + bottom) / 2.0
-  side = CROP_SCALE * max(right - left, bottom - top, 1)
-  s = size / side
+  s = size / (CROP_SCALE * max(right - left, bottom - top, 1))
   matrix = np.array([[s, 0, size / 2 - 0.5 - s * cx], [0, s, size / 2 - 0.5 - s * cy]])
-  if s < 0.5:  # pre-shrink (no aliasing), then the remaining warp shrinks by exactly 2x
-    h, w = photo.shape[:2]
-    f = 0.5 / s
-    small = cv2.resize(photo, (max(1, round(w / f)), max(1, round(h / f))),
-                       interpolation=cv2.INTER_AREA)
-    fx, fy = small.shape[1] / w, small.shape[0] / h
-    to_src = np.array([[1 / fx, 0, 0.5 / fx - 0.5], [0, 1 / fy, 0.5 / fy - 0.5], [0, 0, 1]])
-    matrix, photo = matrix @ to_src, small
-  return cv2.warpAffine(photo, matrix, (size, size), flags=cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_REPLICATE)
+  return align.warp_crop(photo, matrix, size)
 
 
 class FaceCheck:

@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from maskinpaint_jax import masks
-from maskinpaint_jax.faces import finders, holes, paste
+from maskinpaint_jax.faces import align, finders, holes, paste
 
 # Face statuses of a report.
 RESTORED, NO_MASK, SKIPPED = "restored", "no mask", "skipped"
@@ -144,7 +144,6 @@ def restore_photo(photo: np.ndarray, finder: finders.FaceFinder,
 
 def _face_region(face: finders.Face, shape) -> np.ndarray:
   """{0, 1} map of the face's crop square (where a user's hole belongs to this face)."""
-  from maskinpaint_jax.faces import align  # pylint: disable=g-import-not-at-top
   cx, cy, side = align.crop_square(face.landmarks, shape)
   region = np.zeros(shape[:2], np.uint8)
   y0, y1 = max(0, int(cy - side / 2)), int(cy + side / 2) + 1
