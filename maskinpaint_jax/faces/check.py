@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from maskinpaint_jax import errors
 from maskinpaint_jax.faces import align, finders
 
 CROP_SIZE = 64        # px, the network's input side
@@ -111,12 +112,13 @@ def load(model_dir=None) -> FaceCheck:
   """The shipped face check (pretrained/face_check/), or the one in `model_dir`.
 
   Raises:
-    FileNotFoundError: no weights there (train them: tools/train_face_check).
+    errors.NotFoundError (a FileNotFoundError): no weights there (train them:
+      tools/train_face_check).
   """
   from flax import serialization  # pylint: disable=g-import-not-at-top
   model_dir = pathlib.Path(model_dir or DEFAULT_DIR)
   if not (model_dir / WEIGHTS).exists():
-    raise FileNotFoundError(f"no face check in {model_dir}: train one with python -m "
+    raise errors.NotFoundError(f"no face check in {model_dir}: train one with python -m "
                             "maskinpaint_jax.tools.train_face_check")
   manifest = json.loads((model_dir / MANIFEST).read_text())
   template = FaceCheckNet().init(jax.random.key(0),

@@ -222,13 +222,17 @@ def predict(checker: check.FaceCheck, crops: np.ndarray):
   return np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs])
 
 
-def photo_max(records, probs, source: str, half: str) -> np.ndarray:
-  """The highest mask probability of each photo of `source`/`half` with a face found."""
-  per = {}
+def photo_max(records, probs, source: str, half: str | None, label: int | None = None
+              ) -> tuple[np.ndarray, int]:
+  """(the highest mask probability of each photo of `source` / `half` (None: any) with a face
+  found, the number of photos); only crops of `label` when given."""
+  per, photos = {}, set()
   for i, r in enumerate(records):
-    if r["source"] == source and r["half"] == half and r["crop"] is not None:
-      per[r["photo"]] = max(per.get(r["photo"], 0.0), float(probs[i]))
-  return np.array(list(per.values()))
+    if r["source"] == source and half in (None, r["half"]) and label in (None, r["label"]):
+      photos.add(r["photo"])
+      if r["crop"] is not None:
+        per[r["photo"]] = max(per.get(r["photo"], 0.0), float(probs[i]))
+  return np.array(list(per.values())), len(photos)
 
 
 def choose_mask_threshold(records, probs, max_false: float) -> float:
@@ -236,8 +240,8 @@ def choose_mask_threshold(records, probs, max_false: float) -> float:
   photos (and of the CelebA validation faces), those that keep the most masked photos; the
   middle of the widest such range (the largest margin on both sides)."""
   grid = np.round(np.arange(0.01, 1.0, 0.01), 2)
-  masked, unmasked = photo_max(records, probs, "realmask", "A"), \
-      photo_max(records, probs, "nomask", "A")
+  masked, unmasked = (photo_max(records, probs, source, "A")[0]
+                      for source in ("realmask", "nomask"))
   celeba = probs[[i for i, r in enumerate(records) if r["source"] == "celeba"
                   and r["half"] == "validation" and r["label"] == 0]]
   ok = [t for t in grid if (unmasked >= t).mean() <= max_false and (celeba >= t).mean()
@@ -258,19 +262,8 @@ def choose_mask_threshold(records, probs, max_false: float) -> float:
   return float(round((widest[0] + widest[-1]) / 2, 3))
 
 
-def photo_rates(records, probs, source: str, half: str | None, threshold: float):
-  """(photos with a face at or above the threshold, photos with a face found, photos)."""
-  by_photo = {}
-  for i, r in enumerate(records):
-    if r["source"] == source and (half is None or r["half"] == half):
-      by_photo.setdefault(r["photo"], []).append(
-          None if r["crop"] is None else probs[i] >= threshold)
-  found = [v for v in by_photo.values() if any(x is not None for x in v)]
-  return sum(any(x for x in v if x is not None) for v in found), len(found), len(by_photo)
-
-
 def orientation_accuracy(checker, crops: np.ndarray) -> float:
-  """Share of the crops' four turns whose turn the check names (as upright_turn uses it)."""
+  """Share of the crops' four turns whose turn the check names."""
   right = 0
   for k in range(4):
     probs, _ = predict(checker, np.stack([np.rot90(c, k) for c in crops]))
@@ -278,10 +271,15 @@ def orientation_accuracy(checker, crops: np.ndarray) -> float:
   return right / (4 * len(crops))
 
 
-def measure(records, checker) -> tuple[str, dict]:
+def mask_probabilities(checker, records) -> np.ndarray:
+  """The mask probability of every record's crop (NaN where no face was found)."""
   valid = [i for i, r in enumerate(records) if r["crop"] is not None]
   probs = np.full(len(records), np.nan)
   probs[valid] = predict(checker, np.stack([records[i]["crop"] for i in valid]))[1]
+  return probs
+
+
+def measure(records, checker, probs) -> tuple[str, dict]:
   t = checker.mask_threshold
   rows, numbers = [], {}
   for source, half, what in (("realmask", "A", "kept (mask found)"),
@@ -290,12 +288,9 @@ def measure(records, checker) -> tuple[str, dict]:
                              ("nomask", "B", "repainted (false mask)"),
                              ("photos", None, "repainted (false mask)"),
                              ("celeba", "validation", "repainted (false mask)")):
-    if source == "celeba":  # one clean face per photo: the unmasked crops only
-      sub = [r for r in records if r["source"] == "celeba" and r["label"] == 0]
-      idx = [i for i, r in enumerate(records) if r["source"] == "celeba" and r["label"] == 0]
-      hit, n, total = photo_rates(sub, probs[idx], "celeba", half, t)
-    else:
-      hit, n, total = photo_rates(records, probs, source, half, t)
+    # CelebA: one face per photo, its unmasked crop only.
+    best, total = photo_max(records, probs, source, half, 0 if source == "celeba" else None)
+    hit, n = int((best >= t).sum()), len(best)
     if not total:
       continue
     label = source + (f" half {half}" if half in ("A", "B") else
@@ -336,13 +331,10 @@ def main(argv, f: flags.FlagValues = flags.FLAGS):
     params = check.load(f.out).params
     provenance = json.loads((pathlib.Path(f.out) / check.MANIFEST).read_text())
     provenance = {k: provenance[k] for k in ("command", "train_crops", "train_seconds")}
-  valid = [i for i, r in enumerate(records) if r["crop"] is not None]
-  probs = np.full(len(records), np.nan)
-  scratch = check.FaceCheck(params, 0.5, 0.5)
-  probs[valid] = predict(scratch, np.stack([records[i]["crop"] for i in valid]))[1]
+  probs = mask_probabilities(check.FaceCheck(params, 0.5, 0.5), records)
   threshold = choose_mask_threshold(records, probs, f.max_false_repaint)
   checker = check.FaceCheck(params, threshold, 0.5)
-  body, numbers = measure(records, checker)
+  body, numbers = measure(records, checker, probs)
   print(body)
   check.save(f.out, params, threshold, 0.5, results=numbers, **provenance)
   print(f"written: {f.out}")
