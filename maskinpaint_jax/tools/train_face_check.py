@@ -7,13 +7,15 @@ r"""Trains the face check (faces/check.py: upright? mask?) and measures it on he
 
 Data: every face the masked-face finder (mesh) finds, cropped around its box as the check sees
 it. CelebA photos give an unmasked crop and, with synthetic masks of random styles and colours
-(Algorithm 1), MASKED_PER_FACE masked ones; the first 80 % train, the rest validate. Textures and photo
-corners that are not faces teach the mask head to say no to anything else. Real photos of people with
-and without masks are split in two fixed halves by a hash of the file name: half A trains and
+(Algorithm 1), MASKED_PER_FACE masked ones; the first 80 % train, the rest validate. With
+--num_nonface N, N textures and photo corners that are not faces are added as "no mask" (off
+for the shipped check: measured, it kept fewer masked faces). Real photos of people with and
+without masks are split in two fixed halves by a hash of the file name: half A trains and
 chooses the thresholds, half B is only measured. Every crop is also turned by 90, 180 and 270
-degrees for the orientation head. The mask threshold (on the mean of a crop's and its mirror's
-answers) is the middle of the widest range that repaints at most --max_false_repaint of half A's unmasked
-photos and of the CelebA validation faces while keeping the most of half A's masked photos.
+degrees for the orientation head. The mask threshold (on the mean of a crop's and its
+mirror's answers) is the middle of the widest range that repaints at most --max_false_repaint
+of half A's unmasked photos and of the CelebA validation faces while keeping the most of half
+A's masked photos.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS):
     flags.DEFINE_string(name, None, help_, required=True, **d)
   flags.DEFINE_string("photos", None, "Folder of ordinary photos (unmasked), measured only.", **d)
   flags.DEFINE_integer("num_celeba", 1200, "CelebA photos used.", **d)
+  flags.DEFINE_integer("num_nonface", 0, "Crops that are not faces added as 'no mask' (0 for "
+                       "the shipped check).", **d)
   flags.DEFINE_integer("epochs", 40, "Training epochs.", **d)
   flags.DEFINE_integer("seed", 0, "Seeds the synthetic masks, the order and the init.", **d)
   flags.DEFINE_float("max_false_repaint", 0.01, "Share of unmasked faces of half A and CelebA "
@@ -129,8 +133,8 @@ def gather(f, finder) -> list[dict]:
   cache = pathlib.Path(f.work) / "crops.npz"
   if cache.exists():
     records = list(np.load(cache, allow_pickle=True)["records"])
-    if not any(r["source"] == "nonface" for r in records):
-      records += nonface_crops(f.celeba, 600, f.seed)
+    if f.num_nonface and not any(r["source"] == "nonface" for r in records):
+      records += nonface_crops(f.celeba, f.num_nonface, f.seed)
       np.savez(cache, records=np.array(records, dtype=object))
     return records
   t0 = time.time()
@@ -139,19 +143,22 @@ def gather(f, finder) -> list[dict]:
   records += crops_of_folder(f.nomask, finder, 0, "nomask")
   if f.photos:
     records += crops_of_folder(f.photos, finder, 0, "photos")
-  records += nonface_crops(f.celeba, 600, f.seed)
+  if f.num_nonface:
+    records += nonface_crops(f.celeba, f.num_nonface, f.seed)
   cache.parent.mkdir(parents=True, exist_ok=True)
   np.savez(cache, records=np.array(records, dtype=object))
   print(f"{len(records)} crops in {time.time() - t0:.0f} s -> {cache}", flush=True)
   return records
 
 
-def training_arrays(records) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def training_arrays(records, nonface: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                     np.ndarray]:
   """(crops, mask labels, mask weights, is a face): CelebA train, the non-faces and half A of
   the real photos; a real crop weighs 3 (they are few and they are what the check meets). A
   non-face has no orientation to learn."""
   train = [r for r in records if r["crop"] is not None and (
-      (r["source"] in ("celeba", "nonface") and r["half"] == "train")
+      (r["source"] == "celeba" and r["half"] == "train")
+      or (nonface and r["source"] == "nonface")
       or (r["source"] in ("realmask", "nomask") and r["half"] == "A"))]
   return (np.stack([r["crop"] for r in train]), np.array([r["label"] for r in train], np.float32),
           np.array([3.0 if r["source"] in ("realmask", "nomask") else 1.0 for r in train],
@@ -319,7 +326,7 @@ def main(argv, f: flags.FlagValues = flags.FLAGS):
   records = gather(f, finder)
   command = "python -m maskinpaint_jax.tools.train_face_check " + shlex.join(sys.argv[1:])
   if f.train:
-    crops, labels, weights, is_face = training_arrays(records)
+    crops, labels, weights, is_face = training_arrays(records, f.num_nonface > 0)
     print(f"training on {len(crops)} crops ({int(labels.sum())} masked, "
           f"{int(len(crops) - is_face.sum())} not faces)", flush=True)
     t0 = time.time()
