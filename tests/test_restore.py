@@ -280,3 +280,16 @@ def test_no_pixel_of_the_mask_reaches_the_output_of_the_default_model():
       first = result.restored
   np.testing.assert_array_equal(result.restored, first)
   assert not np.array_equal(result.restored[hole > 0], other[hole > 0])
+
+
+def test_a_hole_flag_that_cannot_serve_is_refused_before_any_work(tmp_path, stand_in_tools):
+  Image.fromarray(marked(images.load_rgb(OBAMA))).save(tmp_path / "p.png")
+  Image.fromarray(marked(images.load_rgb(OBAMA))).save(tmp_path / "q.png")
+  Image.fromarray(np.zeros((1137, 910), np.uint8)).save(tmp_path / "h.png")
+  with pytest.raises(app.UsageError, match="no such file or folder"):
+    cli.call(inpaint, [str(tmp_path / "p.png"), "-o", str(tmp_path / "o"), "--hole",
+                       str(tmp_path / "missing")])
+  with pytest.raises(app.UsageError, match="--hole is one file"):
+    cli.call(inpaint, [str(tmp_path / "p.png"), str(tmp_path / "q.png"), "-o",
+                       str(tmp_path / "o"), "--hole", str(tmp_path / "h.png")])
+  assert not (tmp_path / "o").exists()

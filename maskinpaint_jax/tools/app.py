@@ -210,7 +210,7 @@ class Restorer:
     f, _ = cli.parse(inpaint.define_flags, argv + (["--hole", str(hole_file)] if hole_file
                                                    else []))
     try:
-      kind, lines = inpaint.run_job(job, tools, f, single=True)
+      kind, lines = inpaint.run_job(job, tools, f)
     except Exception as e:  # pylint: disable=broad-except
       # run_job reports every bad photo it knows of; anything else must not cost the visitor
       # the other photos' results, nor the server.

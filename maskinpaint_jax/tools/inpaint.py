@@ -140,16 +140,22 @@ def check_out_dir(out: str) -> pathlib.Path:
   return path
 
 
-def hole_file(job: Job, hole: str | None, single: bool) -> pathlib.Path | None:
+def check_hole_flag(hole: str | None, jobs: list[Job]):
+  """--hole names a file (for one photo) or a folder, before any work (else a usage error)."""
+  if hole and not pathlib.Path(hole).exists():
+    raise app.UsageError(f"--hole {hole}: no such file or folder", exitcode=2)
+  if hole and pathlib.Path(hole).is_file() and len(jobs) != 1:
+    raise app.UsageError("--hole is one file: give one photo, or a folder of hole maps named "
+                         "as the photos", exitcode=2)
+
+
+def hole_file(job: Job, hole: str | None) -> pathlib.Path | None:
   """The user's hole map for this photo: --hole itself when it is a file (one photo only), else
   the file in that folder (same sub-folder) named as the photo, or as --save_hole names it."""
   if not hole:
     return None
   h = pathlib.Path(hole)
   if h.is_file():
-    if not single:
-      raise app.UsageError("--hole is one file: give one photo, or a folder of hole maps named "
-                           "as the photos", exitcode=2)
     return h
   folder = h / job.rel.parent
   for name in (job.rel.stem, f"{job.rel.stem}_hole", f"{job.stem.name}_hole"):
@@ -164,7 +170,7 @@ def side_by_side(panels) -> np.ndarray:
   return np.concatenate(sum([[p, pad] for p in panels], [])[:-1], axis=1)
 
 
-def process_file(job: Job, tools: "Tools", f, single: bool) -> dict:
+def process_file(job: Job, tools: "Tools", f) -> dict:
   """Restores one photo and writes its results. Returns {"restoration", "written", "notes"}.
 
   Raises:
@@ -173,10 +179,10 @@ def process_file(job: Job, tools: "Tools", f, single: bool) -> dict:
   """
   photo = image_utils.load_rgb(job.path)
   notes = []
-  if image_utils.frame_count(job.path) > 1:
-    notes.append(f"{image_utils.frame_count(job.path)} frames: the first one restored")
+  if (frames := image_utils.frame_count(job.path)) > 1:
+    notes.append(f"{frames} frames: the first one restored")
   hole = None
-  if (path := hole_file(job, f.hole, single)) is not None:
+  if (path := hole_file(job, f.hole)) is not None:
     hole = image_utils.load_hole(path, photo.shape[:2])
     borders = (hole[0].any(), hole[-1].any(), hole[:, 0].any(), hole[:, -1].any())
     if hole.mean() > 0.5 and all(borders):  # a mask alone never reaches all four edges
@@ -258,6 +264,7 @@ def main(argv, f: flags.FlagValues = flags.FLAGS) -> int:
   if not argv:
     raise app.UsageError("name at least one photo or folder of photos", exitcode=2)
   jobs = plan_jobs(argv)
+  check_hole_flag(f.hole, jobs)
   check_out_dir(f.out)
   try:
     tools = load_tools(f.workdir, f.step, f.face_finder, f.min_face_size, f.mask_check)
@@ -268,7 +275,7 @@ def main(argv, f: flags.FlagValues = flags.FLAGS) -> int:
   counts = dict.fromkeys(("restored", "no mask", "no face", "unreadable"), 0)
   skipped = 0
   for job in jobs:
-    kind, lines = run_job(job, tools, f, single=len(jobs) == 1)
+    kind, lines = run_job(job, tools, f)
     counts[kind] += 1
     for stream, line in lines:
       print(line, file=sys.stderr if stream == "err" else sys.stdout)
@@ -278,11 +285,11 @@ def main(argv, f: flags.FlagValues = flags.FLAGS) -> int:
   return 1 if counts["no face"] or counts["unreadable"] or skipped else 0
 
 
-def run_job(job: Job, tools: Tools, f, single: bool) -> tuple[str, list[tuple[str, str]]]:
+def run_job(job: Job, tools: Tools, f) -> tuple[str, list[tuple[str, str]]]:
   """(what became of the photo: "restored", "no mask", "no face" or "unreadable", the lines to
   print as (stream, text)). Never raises for a bad photo: the batch always goes on."""
   try:
-    out = process_file(job, tools, f, single)
+    out = process_file(job, tools, f)
   except image_utils.ImageLoadError as e:
     return "unreadable", [("err", f"FAILED  {job.path}: unreadable: {e}")]
   except finders.NoFaceError as e:
