@@ -121,7 +121,7 @@ def evaluate_model(config, workdir: str, *, split="test", step=None, out=None,
   results = {"meta": {
       "workdir": str(pathlib.Path(workdir).absolute()), "step": int(step), "split": split,
       "date": time.strftime("%Y-%m-%d"), "machine": reporting.machine(),
-      "lpips": lpips_reason, "identity": bool(identity),
+      "lpips": lpips_reason, "lpips_nets": runlog.LPIPS_NETS, "identity": bool(identity),
       "model_summary": f"{saved_config.data.image_size} px, "
                        f"{'non-blind' if m.get('non_blind') else 'blind'}, base width "
                        f"{m.base_width}, widths x{tuple(m.width_multipliers)}, trained on "

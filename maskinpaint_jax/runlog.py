@@ -112,9 +112,24 @@ def write_results(out_dir: pathlib.Path, results: dict) -> pathlib.Path:
   return path
 
 
+# Written into meta by evaluations that compute `lpips` with AlexNet and `lpips_vgg` with VGG16.
+LPIPS_NETS = ["alexnet", "vgg16"]
+
+
 def read_results(path) -> dict:
-  """An evaluation's results: `path` is a results.json or the folder that holds one."""
+  """An evaluation's results: `path` is a results.json or the folder that holds one. A file
+  written before LPIPS-AlexNet (no meta "lpips_nets") holds LPIPS-VGG of another package under
+  `lpips`, if anything: it is read as n/a, with that reason, never as AlexNet."""
   path = pathlib.Path(path)
   if path.is_dir():
     path = path / RESULTS_FILE
-  return json.loads(path.read_text())
+  results = json.loads(path.read_text())
+  if results.get("meta", {}).get("lpips_nets") != LPIPS_NETS:
+    results["meta"]["lpips"] = results["meta"].get("lpips") or (
+        "measured before LPIPS-AlexNet / VGG16 were computed here")
+    for res in results.get("datasets", {}).values():
+      for subset in res["summary"].values():
+        for method in METHODS:
+          if method in subset:
+            subset[method]["lpips"] = subset[method]["lpips_vgg"] = None
+  return results

@@ -104,3 +104,21 @@ def test_scores_and_per_style_means_match_numpy():
   assert [summary[k]["n"] for k in summary] == [4, 1, 2, 1]
   assert summary["all"]["telea"]["psnr"] == 3.0 and summary["rect"]["telea"]["psnr"] == 2.5
   assert summary["all"]["telea"]["lpips"] is None
+
+
+def test_results_written_before_lpips_alexnet_read_as_n_a(tmp_path):
+  """An older results.json's `lpips` was LPIPS-VGG of another package: never shown as AlexNet."""
+  from maskinpaint_jax import reporting
+  row = {k: 1.0 for k in runlog.METRICS}
+  old = {"meta": {"lpips": None, "step": 1, "split": "test", "model_summary": "m", "date": "d",
+                  "machine": "x"},
+         "datasets": {"face_mask_32": {"summary": {"all": {"n": 1, **{
+             m: dict(row) for m in runlog.METHODS}}}}}}
+  (tmp_path / "results.json").write_text(json.dumps(old))
+  got = runlog.read_results(tmp_path)
+  assert got["datasets"]["face_mask_32"]["summary"]["all"]["ours_raw"]["lpips"] is None
+  assert "before LPIPS-AlexNet" in reporting.lpips_line(got["meta"])
+  old["meta"]["lpips_nets"] = runlog.LPIPS_NETS
+  (tmp_path / "results.json").write_text(json.dumps(old))
+  assert runlog.read_results(tmp_path)["datasets"]["face_mask_32"]["summary"]["all"][
+      "ours_raw"]["lpips"] == 1.0

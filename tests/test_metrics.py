@@ -103,6 +103,7 @@ def test_results_json_round_trip_keeps_both_lpips_and_every_table_shows_them(tmp
     means[m].update(psnr=20.0 + i, psnr_hole=15.0 + i, ssim=80.0 + i, lpips=30.0 - i,
                     lpips_vgg=40.0 - i)
   results = {"meta": {"workdir": "w", "step": 5, "split": "test", "date": "d", "machine": "m",
+                      "lpips_nets": runlog.LPIPS_NETS,
                       "lpips": None, "identity": False, "model_summary": "32 px",
                       "trained_on": ["face_mask_32"]},
              "datasets": {"face_mask_32": {"summary": {"all": {"n": 4, **means},

@@ -28,6 +28,7 @@ import dataclasses
 import ipaddress
 import os
 import pathlib
+import shutil
 import sys
 import tempfile
 import threading
@@ -204,8 +205,11 @@ class Restorer:
     """inpaint's run_job on one file into a fresh folder: (its kind, its report lines with the
     upload's temporary path replaced by `name`, the PagePhoto when it has a face)."""
     out = pathlib.Path(tempfile.mkdtemp(dir=self.root))
-    job = inpaint.Job(pathlib.Path(path), pathlib.Path(pathlib.Path(name).stem),
-                      pathlib.Path(name))
+    # A copy beside its results: Gradio deletes uploads after an hour, and the photo is read
+    # again whenever its hole is edited.
+    kept = out / ("photo" + pathlib.Path(name).suffix)
+    shutil.copyfile(path, kept)
+    job = inpaint.Job(kept, pathlib.Path(pathlib.Path(name).stem), pathlib.Path(name))
     argv = ["-o", str(out), "--save_hole", "--min_face_size", str(self.min_face_size)]
     f, _ = cli.parse(inpaint.define_flags, argv + (["--hole", str(hole_file)] if hole_file
                                                    else []))
