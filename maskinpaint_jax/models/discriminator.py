@@ -24,8 +24,12 @@ class PatchDiscriminator(nn.Module):
   dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x, update_stats: bool = False):
+  def __call__(self, x, update_stats: bool = False, return_features: bool = False):
+    """Patch logits (N, H/16, W/16, 1) float32 of images (N, H, W, 3) in [-1, 1]; with
+    `return_features`, (logits, [the hidden activations after each LeakyReLU]) for feature
+    matching."""
     h = x.astype(self.dtype)
+    features = []
     for i, w in enumerate(tuple(self.widths) + (1,)):
       conv = nn.Conv(w, (3, 3), strides=(2, 2), padding=PADDING, dtype=self.dtype,
                      name=f"conv{i}")
@@ -33,4 +37,6 @@ class PatchDiscriminator(nn.Module):
                           name=f"sn{i}")(h, update_stats=update_stats)
       if i < len(self.widths):
         h = nn.leaky_relu(h, 0.2)
-    return h.astype(jnp.float32)
+        features.append(h.astype(jnp.float32))
+    logits = h.astype(jnp.float32)
+    return (logits, features) if return_features else logits
