@@ -28,6 +28,9 @@ def get_config():
   config.data.validation_split = "validation"   # another split only on purpose, e.g. "train"
   config.data.image_size = 128                  # paper III.A: all images scaled to 128x128
   config.data.random_flip = True
+  # Not in the paper: draw each training example's face mask anew every epoch (Algorithm 1 on
+  # the stored clean crop and landmarks) instead of the one mask stored per photo.
+  config.data.fresh_masks = False
   config.data.num_workers = 8                   # Grain worker processes; 0 = in-process
   config.data.prefetch_batches = 4
 
@@ -61,12 +64,24 @@ def get_config():
   config.loss.tv_weight = 0.04                  # gamma_TV
   config.loss.tv_epsilon = 1e-6                 # sqrt(. + eps): finite gradient at 0
   config.loss.hole_l1_weight = 0.0              # not in the paper: extra L1 inside the hole
+  # Not in the paper (losses.generator_loss): a perceptual term, LPIPS-VGG16 ("lpips_vgg") or
+  # plain VGG16 features ("vgg_features"), on the composite ("hole") or the raw output
+  # ("image"); and discriminator feature matching (pix2pixHD).
+  config.loss.perceptual_weight = 0.0
+  config.loss.perceptual_net = "lpips_vgg"
+  config.loss.perceptual_region = "hole"
+  config.loss.feature_matching_weight = 0.0
 
   # --- optimiser (Table I: Adam, 2e-4; betas are pix2pix's, the paper gives none) ---
   config.optim = ml_collections.ConfigDict()
   config.optim.learning_rate = 2e-4
   config.optim.b1 = 0.5
   config.optim.b2 = 0.999
+
+  # Start G from an exported model folder (pretrained/...) or a training workdir's newest
+  # checkpoint instead of random weights ("" = random); D and the optimisers start fresh. Read
+  # only when the workdir has no checkpoint: a resume continues from the checkpoint.
+  config.init_generator = ""
 
   # --- bookkeeping ---
   config.log_every_steps = 50

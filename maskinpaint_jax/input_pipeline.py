@@ -2,8 +2,9 @@
 
 Training order is a pure function of (seed, step), whatever the number of hosts:
 
-    source -> shuffle (reshuffled every epoch) -> repeat -> decode + random flip (seeded per
-    element) -> chunks of (global batch / processes) -> host p takes chunks p, p + P, ...
+    source -> shuffle (reshuffled every epoch) -> repeat -> decode + random flip, and with
+    `fresh_masks` a new face mask (seeded per element) -> chunks of (global batch / processes)
+    -> host p takes chunks p, p + P, ...
 
 so global batch k is elements [k*B, (k+1)*B) of one global order, and host p holds its p-th
 slice, which `jax.make_array_from_process_local_data` places on p's devices. A run on 1 host x 8
@@ -17,6 +18,7 @@ The iterator's state (`get_state` / `set_state`) is saved in every checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import pathlib
 from typing import Any
@@ -26,6 +28,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from maskinpaint_jax import errors
+from maskinpaint_jax import masks as data_masks
 
 # The built datasets' layout (data_prep.builder writes it): data_dir/masked_faces/<name>/<version>,
 # <name> = the occlusion, with a _<size> suffix when not 128 px.
@@ -91,9 +94,31 @@ def stack_inputs(examples) -> dict[str, np.ndarray]:
   return {k: np.stack([c[k] for c in converted]) for k in ("clean", "masked", "hole")}
 
 
-def _flip(example, rng: np.random.Generator):
+RECT_TYPE = data_masks.MASK_TYPES.index("rect")
+
+
+def redraw_face_mask(example: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+  """The example with a new face mask drawn on its clean crop by Algorithm 1 (any style and
+  colour of masks.apply_face_mask) from its stored 68 landmarks (crop pixels) and `rng`. A
+  rectangle example is returned as stored: its hole is the paper's fixed centred box."""
+  if int(example["mask_type"]) == RECT_TYPE:
+    return example
+  masked, hole, style = data_masks.apply_face_mask(
+      np.asarray(example["image"], np.uint8), np.asarray(example["landmarks"], np.float32), rng)
+  return dict(example, masked=masked, mask=hole[..., None] * 255,
+              mask_type=data_masks.MASK_TYPES.index(style))
+
+
+def augment(example, rng: np.random.Generator, fresh_masks: bool = False):
+  """Training augmentation of one TFDS example -> model inputs: a random horizontal flip and,
+  with `fresh_masks`, a face mask drawn anew (`redraw_face_mask`). `rng` is Grain's per-element
+  generator, seeded by (seed, position in the repeated stream): the same step always sees the
+  same masks (exact resume), and each epoch draws new ones."""
+  flip = rng.random() < 0.5  # drawn first: without fresh_masks the stream is the flip-only one
+  if fresh_masks:
+    example = redraw_face_mask(example, rng)
   example = to_model_inputs(example)
-  if rng.random() < 0.5:  # one draw: clean, masked and hole flip together
+  if flip:  # clean, masked and hole flip together
     example = {k: np.ascontiguousarray(v[:, ::-1]) for k, v in example.items()}
   return example
 
@@ -109,14 +134,19 @@ def check_split(global_batch: int, parts: int, what: str):
 
 
 def train_dataset(sources, *, global_batch: int, seed: int, random_flip: bool = True,
+                  fresh_masks: bool = False,
                   shard: grain.sharding.ShardOptions | None = None) -> grain.MapDataset:
-  """Infinite MapDataset of this host's batches (dicts of uint8 arrays, batch B / processes)."""
+  """Infinite MapDataset of this host's batches (dicts of uint8 arrays, batch B / processes).
+  `fresh_masks`: every face-mask example gets a new mask each time it is drawn (`augment`),
+  instead of the one stored in the dataset (validation and test keep the stored ones)."""
   shard = shard or grain.sharding.ShardByJaxProcess()
   check_split(global_batch, shard.shard_count, "processes")
   ds = grain.MapDataset.concatenate([grain.MapDataset.source(s) for s in sources])
   ds = ds.shuffle(seed=seed).repeat(None)  # reshuffled with a new seed every epoch
+  if fresh_masks and not random_flip:
+    raise ValueError("fresh_masks draws with the flip's per-element generator: set random_flip")
   if random_flip:
-    ds = ds.random_map(_flip, seed=seed + 1)
+    ds = ds.random_map(functools.partial(augment, fresh_masks=fresh_masks), seed=seed + 1)
   else:
     ds = ds.map(to_model_inputs)
   ds = ds.batch(global_batch // shard.shard_count, drop_remainder=True)
@@ -142,7 +172,8 @@ def make_train_iterator(config, shard=None):
   if info.num_examples == 0:
     raise errors.MismatchError(f"the training split of {info.names} is empty")
   ds = train_dataset(sources, global_batch=config.batch_size, seed=config.seed,
-                     random_flip=config.data.random_flip, shard=shard)
+                     random_flip=config.data.random_flip,
+                     fresh_masks=config.data.get("fresh_masks", False), shard=shard)
   iter_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=4,
                                                  prefetch_buffer_size=config.data.prefetch_batches))
   if config.data.num_workers > 0:

@@ -158,6 +158,10 @@ def mock_source(data_dir, name: str, split: str, splits=None):
   occlusion, size = (name.rsplit("_", 1) if name[-1].isdigit() else (name, "128"))
   size = int(size)
   rng = np.random.default_rng(zlib.crc32(f"{name}/{split}".encode()))
+  # A real face's 68 landmarks (tests/assets) in the crop's pixels, as the build stores them.
+  from maskinpaint_jax.faces import align
+  face = np.load(pathlib.Path(__file__).parent / "assets" / "obama_landmarks.npy")
+  landmarks = align.transform_points(align.crop_matrix(face, size), face).astype(np.float32)
   examples = []
   for i in range(count):
     clean = cv2.resize(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), (size, size))
@@ -171,7 +175,7 @@ def mock_source(data_dir, name: str, split: str, splits=None):
       style = int(rng.integers(0, len(masks.FACE_MASK_STYLES)))
     examples.append({"image": clean, "masked": np.where(hole > 0, np.uint8(255), clean),
                      "mask": hole * 255, "mask_type": style, "id": f"{name}/{split}/{i}".encode(),
-                     "landmarks": np.zeros((68, 2), np.float32)})
+                     "landmarks": landmarks})
   return examples
 
 

@@ -7,7 +7,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from conftest import mock_source
-from maskinpaint_jax import checkpoint
+from maskinpaint_jax import checkpoint, masks
 from maskinpaint_jax import input_pipeline as ip
 
 
@@ -126,3 +126,89 @@ def test_mixture_of_datasets_and_fixed_batch(mock_data):
   test_rect = mock_source(None, "rect_32", "test")
   np.testing.assert_array_equal(batch["masked"][2:], np.stack([e["masked"] for e in test_rect[:3]]))
   assert list(batch["mask_type"][2:]) == [3, 3, 3]  # "rect"
+
+
+def _fresh(sources, seed=3):
+  return ip.train_dataset(sources, global_batch=1, seed=seed, fresh_masks=True,
+                          shard=grain.sharding.ShardOptions(0, 1))
+
+
+def _unflipped(ex, stored_clean):
+  """The element (batch of 1) as drawn before the flip: mirrored back if it was flipped."""
+  if np.array_equal(ex["clean"][0], stored_clean):
+    return {k: v[0] for k, v in ex.items()}
+  return {k: v[0, :, ::-1] for k, v in ex.items()}
+
+
+def _stored_example(stored, ex):
+  """The stored example whose clean image the drawn element shows (flipped or not)."""
+  clean = ex["clean"][0]
+  return stored.get(clean.tobytes()) or stored[np.ascontiguousarray(clean[:, ::-1]).tobytes()]
+
+
+def test_fresh_masks_are_algorithm_1_masks_on_the_stored_crop(sources):
+  """Each face-mask example gets a mask drawn on its own clean crop: the photo is unchanged
+  outside the new hole, the hole is a face mask's shape (not the stored box) over the lower
+  face (below the eyes of the stored landmarks), and every style is drawn."""
+  stored = {np.asarray(ex["image"]).tobytes(): ex for ex in sources[0]}
+  ds = _fresh(sources)
+  for i in range(len(sources[0])):
+    src = _stored_example(stored, ds[i])
+    got = _unflipped(ds[i], src["image"])
+    hole = got["hole"][..., 0].astype(bool)
+    np.testing.assert_array_equal(got["masked"][~hole], src["image"][~hole])
+    assert not np.array_equal(hole, src["mask"][..., 0] > 127)
+    eyes_y = src["landmarks"][36:48, 1].max()
+    assert np.nonzero(hole.any(axis=1))[0].min() > eyes_y
+    assert hole.mean() > 0.1
+  drawn = {ip.redraw_face_mask(ex, np.random.default_rng(i))["mask_type"]
+           for i, ex in enumerate(sources[0])}
+  assert drawn == {masks.MASK_TYPES.index(s) for s in masks.FACE_MASK_STYLES}
+
+
+def test_fresh_masks_are_fixed_per_position_and_new_every_epoch(sources):
+  n = len(sources[0])
+  a, b = _fresh(sources), _fresh(sources)
+  for i in (0, 7, n + 3):  # the same seed and position: the same mask, bit for bit
+    _assert_batches_equal([a[i]], [b[i]])
+  drawn = {}  # per photo, the masked image (either way round) of each epoch
+  for epoch in range(2):
+    for i in range(epoch * n, (epoch + 1) * n):
+      ex = a[i]
+      key = min(ex["clean"][0].tobytes(), ex["clean"][0][:, ::-1].tobytes())
+      masked = ex["masked"][0]
+      drawn.setdefault(key, []).append({masked.tobytes(), masked[:, ::-1].tobytes()})
+  assert len(drawn) == n
+  repeated = sum(bool(m1 & m2) for m1, m2 in drawn.values())
+  assert repeated == 0, f"{repeated} of {n} photos got the same masked image in both epochs"
+  other_seed = _fresh(sources, seed=4)
+  assert any(not np.array_equal(a[i]["masked"], other_seed[i]["masked"]) for i in range(n))
+
+
+def test_rectangles_keep_their_stored_hole_with_fresh_masks():
+  rect = [mock_source(None, "rect_32", "train")]
+  ds = _fresh(rect)
+  stored = {np.asarray(ex["image"]).tobytes(): ex for ex in rect[0]}
+  for i in range(len(rect[0])):
+    src = _stored_example(stored, ds[i])
+    got = _unflipped(ds[i], src["image"])
+    np.testing.assert_array_equal(got["masked"], src["masked"])
+    np.testing.assert_array_equal(got["hole"][..., 0], src["mask"][..., 0] // 255)
+
+
+def test_fresh_masks_need_the_flip_generator(sources):
+  with pytest.raises(ValueError, match="random_flip"):
+    ip.train_dataset(sources, global_batch=1, seed=0, random_flip=False, fresh_masks=True,
+                     shard=grain.sharding.ShardOptions(0, 1))
+
+
+def test_fresh_mask_iterator_state_restores_the_exact_position(mock_data):
+  config = mock_data
+  config.data.fresh_masks = True
+  it, _ = ip.make_train_iterator(config, shard=grain.sharding.ShardOptions(0, 1))
+  _next(it, 6)
+  state = it.get_state()
+  expected = _next(it, 6)
+  it2, _ = ip.make_train_iterator(config, shard=grain.sharding.ShardOptions(0, 1))
+  it2.set_state(state)
+  _assert_batches_equal(_next(it2, 6), expected)
