@@ -53,3 +53,27 @@ def test_recipes_table_names_what_differs(tmp_path):
   assert "batch_size=32" in table and "model.non_blind=True" in table
   # b's final face-mask hole PSNR minus Telea's 10 dB: 15 + 0.5 * log2(1600 * 32) - 10.
   assert f"{15 + 0.5 * math.log2(1600 * 32) - 10:+.2f}" in table
+
+
+def test_looks_table_puts_psnr_and_lpips_side_by_side_with_the_start(tmp_path):
+  a = recipes.read_run(_fake_run(tmp_path / "a", gain_per_doubling=0.5))
+  last = a["evals"][-1]
+  last.update(val_lpips_surgical=0.04, val_lpips_cloth=0.05, val_lpips_n95=0.06,
+              val_lpips_rect=0.10, val_lpips_vgg=0.08)
+  telea = {c: 10.0 for c in recipes.COLUMNS}
+  telea.update(val_lpips_surgical=0.10, val_lpips_cloth=0.10, val_lpips_n95=0.10,
+               val_lpips_rect=0.20)
+  start = {"val_psnr_hole_surgical": 11.0, "val_psnr_hole_cloth": 11.0,
+           "val_psnr_hole_n95": 11.0, "val_psnr_hole_rect": 12.0}
+  a["config"].init_generator = "pretrained/x"
+  table = recipes.looks_markdown([a], telea, start)
+  start_row, run_row = table.splitlines()[-2:]
+  cells = [c.strip() for c in run_row.split("|")[1:-1]]
+  # PSNR - Telea per style (face_mask = the styles' mean), LPIPS x100, then the ratio to Telea.
+  face = 15 + 0.5 * math.log2(1600 * 16) - 10
+  assert cells[4:9] == [f"{face:+.2f}", f"{face:+.2f}", f"{face + 1:+.2f}", f"{face - 1:+.2f}",
+                        f"{face + 2:+.2f}"]
+  assert cells[9:15] == ["5.00", "4.00", "5.00", "6.00", "10.00", "8.00"]
+  assert cells[15] == "0.50"
+  assert start_row.startswith("| start: pretrained/x |") and "+1.00" in start_row
+  assert "n/a" in start_row  # no LPIPS logged for it

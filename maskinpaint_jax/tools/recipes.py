@@ -1,6 +1,7 @@
 r"""Quality per CPU hour of training recipes, and the learning curve, from runs' own logs.
 
   python -m maskinpaint_jax.tools.recipes --runs runs/recipes --write docs/recipes.md
+  python -m maskinpaint_jax.tools.recipes --runs runs/looks --looks --write docs/recipes.md
   python -m maskinpaint_jax.tools.recipes --curve runs/shipped --curve runs/recipes/blind \
       --write docs/learning_curve.md
 
@@ -8,7 +9,9 @@ Every number comes from a run's metrics.jsonl (the periodic validation of the tr
 set of validation images: `val_psnr_hole_<style>` per mask style, and `val_lpips` /
 `val_lpips_vgg` where the run logged them) and its config.json; OpenCV Telea is scored on the
 same validation images, so each row says "ours − Telea" in the hole. LPIPS columns (AlexNet and
-VGG16 of the raw output, x100, lower is better) appear when some run has them.
+VGG16 of the composite, x100, lower is better) appear when some run has them. `--looks` puts
+hole PSNR and LPIPS side by side per mask style, against Telea and the generator the runs were
+fine-tuned from (config.init_generator), scored on the same images.
 """
 
 from __future__ import annotations
@@ -44,17 +47,46 @@ def read_run(workdir: pathlib.Path) -> dict:
               train_hours=last_step / steps_per_s / 3600.0, last_step=last_step)
 
 
-def telea_reference(config) -> dict[str, float]:
-  """Telea's hole PSNR per style on the validation images the trainer validates on."""
+def _validation_batch(config):
   if "validation_split" not in config.data:  # a run from before the field existed
     config.data.validation_split = "validation"
-  _, batch = trainer.validation_batch(config)
+  return trainer.validation_batch(config)[1]
+
+
+def telea_reference(config, with_lpips: bool = False) -> dict[str, float]:
+  """Telea's hole PSNR per style on the validation images the trainer validates on; with
+  `with_lpips`, also its LPIPS (`val_lpips`, `val_lpips_vgg`, `val_lpips_<style>`: Telea
+  changes only the hole, so its output is its composite)."""
+  batch = _validation_batch(config)
   filled = baselines.telea(batch["masked"], batch["hole"])
   per_image = np.asarray(jax.device_get(metrics.psnr(filled, batch["clean"], batch["hole"])))
   out = train_step.per_style(per_image, batch["mask_type"])
   face = np.isin(batch["mask_type"], [STYLES.index(s) for s in data_masks.FACE_MASK_STYLES])
   out["face_mask"] = float(per_image[face].mean()) if face.any() else math.nan
+  if with_lpips:
+    out.update({f"val_{k}": v for k, v in train_step.validation_lpips(
+        np.asarray(filled), batch["clean"], batch["mask_type"]).items()})
   return out
+
+
+def start_reference(config) -> dict[str, float] | None:
+  """The validation metrics (the trainer's val_* keys) of the generator the run started from
+  (config.init_generator), on the run's validation images; None for a run from scratch."""
+  if not config.get("init_generator"):
+    return None
+  from maskinpaint_jax import checkpoint  # pylint: disable=g-import-not-at-top
+  from maskinpaint_jax import models  # pylint: disable=g-import-not-at-top
+  model_config, params, _ = checkpoint.load_generator(config.init_generator)
+  batch = _validation_batch(config)
+  g = models.make_generator(model_config.model)
+  inputs = {k: batch[k] for k in ("clean", "masked", "hole")}
+  means, hole_psnr, _, comp8 = jax.device_get(train_step.validation_metrics(g, params, inputs))
+  row = {f"val_{k}": float(v) for k, v in means.items()}
+  row.update({f"val_psnr_hole_{k}": v for k, v in
+              train_step.per_style(np.asarray(hole_psnr), batch["mask_type"]).items()})
+  row.update({f"val_{k}": v for k, v in train_step.validation_lpips(
+      np.asarray(comp8), batch["clean"], batch["mask_type"]).items()})
+  return row
 
 
 def style_columns(row: dict) -> dict[str, float]:
@@ -107,7 +139,7 @@ def recipes_markdown(runs: list[dict], telea: dict[str, float]) -> str:
            "run's own median speed: runs shared the 2 cores with other jobs to a varying degree, "
            "so compare speeds with `make bench`, and quality at equal steps here. Telea: "
            + ", ".join(f"{c} {telea.get(c, math.nan):.2f}" for c in COLUMNS) + " dB."
-           + (f" LPIPS of the raw output on the same images ({LPIPS_NOTE})." if lpips else ""),
+           + (f" LPIPS of the composite on the same images ({LPIPS_NOTE})." if lpips else ""),
            "", "| run | differs from the first by | steps | CPU h | img/s | "
            + " | ".join(COLUMNS) + header,
            "|---|---|---:|---:|---:|" + "---:|" * len(COLUMNS) + align]
@@ -121,6 +153,51 @@ def recipes_markdown(runs: list[dict], telea: dict[str, float]) -> str:
   return "\n".join(lines)
 
 
+def lpips_styles(row: dict) -> dict[str, float]:
+  """LPIPS-AlexNet per style of a validation row (x100), and the face-mask mean (the styles'
+  mean, as style_columns does for PSNR); NaN where not logged."""
+  cols = {s: 100 * row.get(f"val_lpips_{s}", math.nan) for s in STYLES}
+  face = [cols[s] for s in data_masks.FACE_MASK_STYLES if not math.isnan(cols[s])]
+  cols["face_mask"] = float(np.mean(face)) if face else math.nan
+  return cols
+
+
+def _fmt(v: float) -> str:
+  return reporting.fmt(None if math.isnan(v) else v)
+
+
+def looks_markdown(runs: list[dict], telea: dict[str, float], start: dict | None) -> str:
+  """Hole PSNR − Telea and composite LPIPS-AlexNet per style side by side, one row per run
+  (and the generator the runs started from), with the training time each run had."""
+  rows = ([("start: " + str(runs[0]["config"].init_generator), start, 0, 0.0, "")]
+          if start else [])
+  rows += [(f"`{r['name']}`", r["evals"][-1] if r["evals"] else {}, r["last_step"],
+            r["last_step"] / r["steps_per_s"] / 60, _diff(r["config"], runs[0]["config"]))
+           for r in runs]
+  t_lpips = lpips_styles(telea)
+  lines = [
+      "On the fixed validation images (the runs' own last validation): hole PSNR minus OpenCV "
+      "Telea's (dB, higher is better) and LPIPS-AlexNet of the composite (x100, lower is "
+      f"better; {reporting.LPIPS_SOURCE}) per mask style; the last column is face-mask "
+      "LPIPS as a fraction of Telea's. Telea: hole PSNR "
+      + ", ".join(f"{c} {telea.get(c, math.nan):.2f}" for c in COLUMNS) + " dB; LPIPS "
+      + ", ".join(f"{c} {t_lpips[c]:.2f}" for c in COLUMNS) + ". Training minutes: steps / "
+      "the run's median steps per second (validation and saving left out).",
+      "", "| run | differs from the first by | steps | train min | "
+      + " | ".join(f"PSNR {c}" for c in COLUMNS) + " | "
+      + " | ".join(f"LPIPS {c}" for c in COLUMNS) + " | LPIPS-VGG | LPIPS / Telea's |",
+      "|---|---|---:|---:|" + "---:|" * (2 * len(COLUMNS) + 2)]
+  for name, row, steps, minutes, diff in rows:
+    psnr, lp = style_columns(row), lpips_styles(row)
+    vgg = 100 * row.get("val_lpips_vgg", math.nan)
+    lines.append(
+        f"| {name} | {diff} | {steps} | {minutes:.1f} | "
+        + " | ".join(f"{psnr[c] - telea.get(c, math.nan):+.2f}" for c in COLUMNS) + " | "
+        + " | ".join(_fmt(lp[c]) for c in COLUMNS)
+        + f" | {_fmt(vgg)} | {_fmt(lp['face_mask'] / t_lpips['face_mask'])} |")
+  return "\n".join(lines)
+
+
 def curve_markdown(run: dict, telea: dict[str, float]) -> str:
   """Hole PSNR minus Telea per style against images seen, and a log-linear fit's forecast."""
   bs = run["config"].batch_size
@@ -128,7 +205,7 @@ def curve_markdown(run: dict, telea: dict[str, float]) -> str:
   header, align = lpips_header() if lpips else (" |", "")
   lines = [f"Run `{run['name']}` (non_blind={run['config'].model.non_blind}): hole PSNR − "
            "Telea (dB) on the fixed validation images"
-           + (f"; LPIPS of the raw output on the same images ({LPIPS_NOTE})." if lpips else "."),
+           + (f"; LPIPS of the composite on the same images ({LPIPS_NOTE})." if lpips else "."),
            "", "| step | images seen | CPU h | " + " | ".join(COLUMNS) + header,
            "|---:|---:|---:|" + "---:|" * len(COLUMNS) + align]
   for row in run["evals"]:
@@ -170,6 +247,9 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS):
                       flag_values=fv)
   flags.DEFINE_multi_string("curve", [], "A run whose periodic validation is the learning curve.",
                             flag_values=fv)
+  flags.DEFINE_bool("looks", False, "Tabulate --runs as fine-tuning runs: hole PSNR and LPIPS "
+                    "per mask style side by side, with the starting generator's row.",
+                    flag_values=fv)
   flags.DEFINE_string("write", None, "Markdown file to add the section(s) to.", flag_values=fv)
 
 
@@ -180,8 +260,13 @@ def main(argv, f: flags.FlagValues = flags.FLAGS):
     # In the order they were started: the first is the reference the others differ from.
     done = [p for p in pathlib.Path(f.runs).iterdir() if (p / runlog.METRICS_FILE).exists()]
     runs = [read_run(p) for p in sorted(done, key=lambda p: (p / "config.json").stat().st_mtime)]
-    telea = telea_reference(runs[0]["config"])
-    sections.append(("Recipes: quality per CPU hour", recipes_markdown(runs, telea)))
+    if f.looks:
+      telea = telea_reference(runs[0]["config"], with_lpips=True)
+      sections.append(("Looks: perceptual terms and fresh masks at equal training time",
+                       looks_markdown(runs, telea, start_reference(runs[0]["config"]))))
+    else:
+      telea = telea_reference(runs[0]["config"])
+      sections.append(("Recipes: quality per CPU hour", recipes_markdown(runs, telea)))
   for path in f.curve:
     run = read_run(pathlib.Path(path))
     telea = telea_reference(run["config"])
