@@ -77,3 +77,19 @@ def test_looks_table_puts_psnr_and_lpips_side_by_side_with_the_start(tmp_path):
   assert cells[15] == "0.50"
   assert start_row.startswith("| start: pretrained/x |") and "+1.00" in start_row
   assert "n/a" in start_row  # no LPIPS logged for it
+
+
+def test_curve_of_a_fine_tune_starts_with_the_starting_model(tmp_path):
+  run = recipes.read_run(_fake_run(tmp_path / "a", gain_per_doubling=0.5))
+  run["config"].init_generator = "runs/base"
+  start = {"val_psnr_hole_surgical": 11.0, "val_psnr_hole_cloth": 12.0,
+           "val_psnr_hole_n95": 13.0, "val_psnr_hole_rect": 14.0, "val_lpips_surgical": 0.03,
+           "val_lpips_cloth": 0.04, "val_lpips_n95": 0.05, "val_lpips": 0.06,
+           "val_lpips_vgg": 0.07}
+  table = recipes.curve_markdown(run, {c: 10.0 for c in recipes.COLUMNS}, start)
+  assert "fine-tuned from runs/base: step 0 is that model" in table
+  first = next(l for l in table.splitlines() if l.startswith("| 0 |"))
+  # PSNR - Telea per style (face mask = the styles' mean 12), then LPIPS-Alex face mask (the
+  # styles' mean, x100), LPIPS-Alex and LPIPS-VGG of all images.
+  assert first == ("| 0 | 0 | 0.00 | +2.00 | +1.00 | +2.00 | +3.00 | +4.00 | 4.00 | 6.00 | "
+                   "7.00 |")

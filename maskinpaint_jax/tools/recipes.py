@@ -198,21 +198,30 @@ def looks_markdown(runs: list[dict], telea: dict[str, float], start: dict | None
   return "\n".join(lines)
 
 
-def curve_markdown(run: dict, telea: dict[str, float]) -> str:
-  """Hole PSNR minus Telea per style against images seen, and a log-linear fit's forecast."""
+def curve_markdown(run: dict, telea: dict[str, float], start: dict | None = None) -> str:
+  """Hole PSNR minus Telea per style against images seen, LPIPS where logged (with the
+  face-mask styles' mean of LPIPS-Alex where logged per style), and a log-linear fit's
+  forecast. `start`: the validation row of the generator a fine-tune started from (step 0)."""
   bs = run["config"].batch_size
-  lpips = has_lpips(run["evals"])
+  evals = ([dict(start, step=0)] if start else []) + run["evals"]
+  lpips = has_lpips(evals)
+  per_style = any("val_lpips_surgical" in r for r in evals)
   header, align = lpips_header() if lpips else (" |", "")
-  lines = [f"Run `{run['name']}` (non_blind={run['config'].model.non_blind}): hole PSNR − "
-           "Telea (dB) on the fixed validation images"
+  if per_style:
+    header, align = " | LPIPS-Alex face mask (x100)" + header, "---:|" + align
+  init = run["config"].get("init_generator", "")
+  lines = [f"Run `{run['name']}` (non_blind={run['config'].model.non_blind}"
+           + (f", fine-tuned from {init}: step 0 is that model" if init else "")
+           + "): hole PSNR − Telea (dB) on the fixed validation images"
            + (f"; LPIPS of the composite on the same images ({LPIPS_NOTE})." if lpips else "."),
            "", "| step | images seen | CPU h | " + " | ".join(COLUMNS) + header,
            "|---:|---:|---:|" + "---:|" * len(COLUMNS) + align]
-  for row in run["evals"]:
+  for row in evals:
     cols = style_columns(row)
     lines.append(f"| {row['step']} | {row['step'] * bs:,} | "
                  f"{row['step'] / run['steps_per_s'] / 3600:.2f} | "
                  + " | ".join(f"{cols[c] - telea.get(c, math.nan):+.2f}" for c in COLUMNS)
+                 + (f" | {_fmt(lpips_styles(row)['face_mask'])}" if per_style else "")
                  + (lpips_cells(row) if lpips else "") + " |")
   lines += ["", forecast(run, telea)]
   return "\n".join(lines)
@@ -270,7 +279,8 @@ def main(argv, f: flags.FlagValues = flags.FLAGS):
   for path in f.curve:
     run = read_run(pathlib.Path(path))
     telea = telea_reference(run["config"])
-    sections.append((f"Learning curve: {run['name']}", curve_markdown(run, telea)))
+    sections.append((f"Learning curve: {run['name']}",
+                     curve_markdown(run, telea, start_reference(run["config"]))))
   command = "python -m maskinpaint_jax.tools.recipes " + " ".join(sys.argv[1:])
   for title, body in sections:
     print(f"## {title}\n\n{body}\n")
