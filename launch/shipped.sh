@@ -35,11 +35,11 @@ $PY -m maskinpaint_jax.tools.export --workdir runs/shipped_finetune --out pretra
 # Scores the exported folder, which holds exactly one step (STEPS when given; evaluate reports it
 # and refuses --step for an exported model), so the results are those of the step just exported.
 $PY -m maskinpaint_jax.tools.evaluate --config.data.eval_datasets=face_mask,rect \
-    --identity=false --out runs/eval/shipped_test  # identity: make demo, on a subset (slow)
-cp runs/eval/shipped_test/results.json docs/shipped_results.json
+    --identity=false --out runs/eval/finetune_test  # identity: make demo, on a subset (slow)
+cp runs/eval/finetune_test/results.json docs/shipped_results.json
 $PY -m maskinpaint_jax.tools.report --readme docs/shipped_results.json \
     --targets docs/shipped_results.json --write docs/recipes.md
 $PY -m maskinpaint_jax.tools.recipes --curve runs/shipped --curve runs/recipes/blind --write docs/recipes.md
 $PY -m maskinpaint_jax.tools.recipes --curve runs/shipped_finetune --write docs/recipes.md
 mkdir -p docs/images
-for f in runs/eval/shipped_test/samples_*.png; do cp "$f" "docs/images/shipped_$(basename "$f")"; done
+for f in runs/eval/finetune_test/samples_*.png; do cp "$f" "docs/images/shipped_$(basename "$f")"; done
