@@ -65,9 +65,15 @@ def restore_faces(photo: np.ndarray, found, holes, filler, size: int) -> np.ndar
     crop = align.warp_crop(out, matrix, size)
     hole_crop = hole_in_crop(hole, matrix, size)
     raw, _ = filler(crop[None], hole_crop[None, ..., None])
-    raw = match_colours(np.asarray(raw[0]), crop, hole_crop)[None]
+    raw = match_colours(np.asarray(raw[0]), crop, hole_crop)
+    # The crop's composite: the generator's pixels in the hole only. Its output outside the hole
+    # is never shown in training's composite (the perceptual term sees the composite), so it
+    # may carry coloured fringes; the feathered edge and the cubic upscale, which both reach a
+    # little outside the hole, must read the photo's own pixels there.
+    composite = np.where(hole_crop[..., None] > 0, raw, crop)
     # Back to photo coordinates: each photo pixel reads the crop where the matrix sends it.
-    raw_up = cv2.warpAffine(raw[0], matrix, (w, h), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+    raw_up = cv2.warpAffine(composite, matrix, (w, h),
+                            flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
                             borderMode=cv2.BORDER_REPLICATE)
     alpha = feathered_alpha(hole, align.crop_square(face.landmarks)[2] / align.CROP_SCALE)
     alpha[hole > 0] = 1.0  # exactly: no trace of the mask's pixels (a blur sums to 1 - 6e-8)
