@@ -168,6 +168,17 @@ def validation_lpips(comp8: np.ndarray, clean: np.ndarray,
   return out
 
 
+def validation_row(outputs, clean: np.ndarray, mask_type: np.ndarray) -> dict[str, float]:
+  """The val_* metrics of one validation: `outputs` is validation_metrics' result on the host
+  (means, per-image hole PSNR, raw output, composite); hole PSNR and LPIPS also per style."""
+  means, hole_psnr, _, comp8 = outputs
+  row = {f"val_{k}": float(v) for k, v in means.items()}
+  row.update({f"val_{k}": v for k, v in validation_lpips(comp8, clean, mask_type).items()})
+  row.update({f"val_psnr_hole_{style}": v for style, v in
+              per_style(np.asarray(hole_psnr), mask_type).items()})
+  return row
+
+
 def per_style(values: np.ndarray, mask_type: np.ndarray) -> dict[str, float]:
   """Mean of per-image values for each mask style present (the learning curve per style)."""
   names = data_masks.MASK_TYPES

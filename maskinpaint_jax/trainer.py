@@ -30,8 +30,8 @@ from maskinpaint_jax import checkpoint, errors, images, input_pipeline, models, 
 from maskinpaint_jax import workdir as workdir_lib
 from maskinpaint_jax.train_step import (TrainState, from_items, init_state, make_optimizers,
                                         perceptual_variables,
-                                        per_style, to_items, train_step, validation_lpips,
-                                        validation_metrics)
+                                        to_items, train_step, validation_metrics,
+                                        validation_row)
 
 # Fields that must match a checkpoint's config to resume from it (Grain's saved iterator state
 # holds one position per worker process: it loads only into as many workers).
@@ -271,12 +271,9 @@ def make_validator(g, split: str, batch, writer: runlog.MetricsWriter, workdir: 
   inputs = jax.device_put({k: batch[k] for k in ("clean", "masked", "hole")})
 
   def validate(step: int, g_params) -> dict[str, float]:
-    means, hole_psnr, out8, comp8 = jax.device_get(metrics_fn(g_params, inputs))
-    val = {f"val_{k}": float(v) for k, v in means.items()}
-    val.update({f"val_{k}": v for k, v in
-                validation_lpips(comp8, batch["clean"], batch["mask_type"]).items()})
-    val.update({f"val_psnr_hole_{style}": v for style, v in
-                per_style(np.asarray(hole_psnr), batch["mask_type"]).items()})
+    outputs = jax.device_get(metrics_fn(g_params, inputs))
+    out8 = outputs[2]
+    val = validation_row(outputs, batch["clean"], batch["mask_type"])
     writer.scalars(step, val)
     if is_main():
       grid = sample_grid(batch, out8)

@@ -137,17 +137,16 @@ def main(argv, f: flags.FlagValues = flags.FLAGS):
   for name, folder in (("realmask", f.realmask), ("nomask", f.nomask), ("photos", f.photos)):
     if folder:
       loaded[name] = [(p.name, images.load_rgb(p)) for p in images.list_images(folder)]
-  run = lambda photos, **kw: [decide(ph, finder, checker, f.min_face_size) for _, ph in photos]
+  run = lambda photos, filler=None: [decide(ph, finder, checker, f.min_face_size, filler, size)
+                                     for _, ph in photos]
   rows, hog_rows = [], []
   for half in "AB":
     for name, wanted in (("realmask", "restored (kept)"), ("nomask", "left alone")):
       photos = [x for x in loaded[name] if half_of(x[0]) == half]
+      # The generator runs on the masked photos only: the HOG count needs their restorations.
+      results = run(photos, filler if name == "realmask" else None)
       if name == "realmask":
-        results = [decide(ph, finder, checker, f.min_face_size, filler, size)
-                   for _, ph in photos]
         hog_rows.append((f"realmask half {half}", hog_counts(photos, results, hog)))
-      else:
-        results = run(photos)
       rows.append((f"{name} half {half}", wanted, tally(results)))
   both = {k: sum(c[k] for _, c in hog_rows) for k in hog_rows[0][1]}
   hog_rows.append(("realmask, both halves", both))

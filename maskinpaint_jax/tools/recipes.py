@@ -80,21 +80,19 @@ def start_reference(config) -> dict[str, float] | None:
   batch = _validation_batch(config)
   g = models.make_generator(model_config.model)
   inputs = {k: batch[k] for k in ("clean", "masked", "hole")}
-  means, hole_psnr, _, comp8 = jax.device_get(train_step.validation_metrics(g, params, inputs))
-  row = {f"val_{k}": float(v) for k, v in means.items()}
-  row.update({f"val_psnr_hole_{k}": v for k, v in
-              train_step.per_style(np.asarray(hole_psnr), batch["mask_type"]).items()})
-  row.update({f"val_{k}": v for k, v in train_step.validation_lpips(
-      np.asarray(comp8), batch["clean"], batch["mask_type"]).items()})
-  return row
+  outputs = jax.device_get(train_step.validation_metrics(g, params, inputs))
+  return train_step.validation_row(outputs, batch["clean"], batch["mask_type"])
 
 
 def style_columns(row: dict) -> dict[str, float]:
   """Hole PSNR per style of one eval row, plus the face-mask mean (the styles' mean)."""
-  cols = {s: row.get(f"val_psnr_hole_{s}", math.nan) for s in STYLES}
+  return _with_face_mask_mean({s: row.get(f"val_psnr_hole_{s}", math.nan) for s in STYLES})
+
+
+def _with_face_mask_mean(cols: dict[str, float]) -> dict[str, float]:
+  """Per-style values plus "face_mask", the mean of the face-mask styles present."""
   face = [cols[s] for s in data_masks.FACE_MASK_STYLES if not math.isnan(cols[s])]
-  cols["face_mask"] = float(np.mean(face)) if face else math.nan
-  return cols
+  return dict(cols, face_mask=float(np.mean(face)) if face else math.nan)
 
 
 def _diff(config, base) -> str:
@@ -156,10 +154,7 @@ def recipes_markdown(runs: list[dict], telea: dict[str, float]) -> str:
 def lpips_styles(row: dict) -> dict[str, float]:
   """LPIPS-AlexNet per style of a validation row (x100), and the face-mask mean (the styles'
   mean, as style_columns does for PSNR); NaN where not logged."""
-  cols = {s: 100 * row.get(f"val_lpips_{s}", math.nan) for s in STYLES}
-  face = [cols[s] for s in data_masks.FACE_MASK_STYLES if not math.isnan(cols[s])]
-  cols["face_mask"] = float(np.mean(face)) if face else math.nan
-  return cols
+  return _with_face_mask_mean({s: 100 * row.get(f"val_lpips_{s}", math.nan) for s in STYLES})
 
 
 def _fmt(v: float) -> str:
