@@ -109,12 +109,46 @@ def test_colour_matching_recovers_a_gain_and_offset_on_the_ring():
   assert np.abs(matched.astype(int) - crop.astype(int)).mean() < 1.5
 
 
-def edge_step(image, hole):
-  """Mean colour just inside the hole's edge minus just outside it (3 px bands)."""
-  k = np.ones((7, 7), np.uint8)
-  inside = hole.astype(bool) & ~cv2.erode(hole, k).astype(bool)
-  outside = cv2.dilate(hole, k).astype(bool) & ~hole.astype(bool)
-  return np.abs(image[inside].mean(0) - image[outside].mean(0)).max()
+def test_edge_step_of_a_known_step_and_of_no_step():
+  hole = np.zeros((80, 100), np.uint8)
+  hole[20:60, 30:80] = 1
+  flat = np.full((80, 100, 3), 100, np.uint8)
+  stepped = flat.copy()
+  stepped[hole > 0] = (140, 100, 90)  # the largest channel's jump: 40
+  assert paste.edge_step(flat, hole, 3) == 0.0
+  assert paste.edge_step(stepped, hole, 3) == pytest.approx(40.0)
+  everywhere = np.ones_like(hole)  # no edge inside the photo
+  assert np.isnan(paste.edge_step(stepped, everywhere, 3))
+
+
+def ramp_crop(size=64):
+  """A smooth photo-like crop: brightness ramps down the crop, colour across it."""
+  y, x = np.mgrid[:size, :size].astype(np.float64)
+  return np.clip(np.stack([60 + 2 * y, 50 + 1.5 * y + x, 40 + y], -1), 0, 255).astype(np.uint8)
+
+
+def test_soften_rim_removes_a_band_drawn_just_inside_the_hole():
+  """A generator that continues the photo but draws a light band 2 px deep along the hole's
+  edge (as the shipped one does on some real photos): the softened rim takes OpenCV's Telea
+  fill at the edge, the generator's own pixels from RIM + 1 px in, and no seam is left."""
+  crop = ramp_crop()
+  hole = np.zeros((64, 64), np.uint8)
+  hole[28:58, 12:52] = 1
+  depth = cv2.distanceTransform(hole, cv2.DIST_L2, 3)
+  raw = crop.astype(np.int32)
+  raw[(hole > 0) & (depth <= 2)] += 60
+  raw = np.clip(raw, 0, 255).astype(np.uint8)
+  soft = paste.soften_rim(raw, crop, hole, rim=3.0)
+  natural = paste.edge_step(crop, hole, 2)
+  assert paste.edge_step(np.where(hole[..., None] > 0, raw, crop), hole, 2) > natural + 25
+  assert paste.edge_step(np.where(hole[..., None] > 0, soft, crop), hole, 2) < natural + 8
+  deep = depth >= 4
+  np.testing.assert_array_equal(soft[deep], raw[deep])
+  np.testing.assert_array_equal(soft[hole == 0], raw[hole == 0])
+  rim = (hole > 0) & (depth <= 1)
+  telea = cv2.inpaint(crop, hole, 3, cv2.INPAINT_TELEA)
+  np.testing.assert_array_equal(soft[rim], telea[rim])
+  np.testing.assert_array_equal(paste.soften_rim(raw, crop, hole, rim=0), raw)
 
 
 @pytest.mark.parametrize("brightness, fill", [(0.15, 230), (1.0, 0), (1.6, 0)])
@@ -128,7 +162,7 @@ def test_no_seam_on_dark_and_bright_photos(brightness, fill):
   result = restore.restore_photo(photo, FixedFinder(), constant_filler(fill), 64, hole=hole,
                                  checker=FakeCheck())
   unmatched = np.abs(float(fill) - photo[hole > 0].mean())
-  assert edge_step(result.restored, hole) < max(12.0, 0.15 * unmatched)
+  assert paste.edge_step(result.restored, hole, 3) < max(12.0, 0.15 * unmatched)
 
 
 # --- inpaint's bookkeeping ---------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Pasting restored faces back into the photo: the hole in the face crop, the generator's
-output matched to the photo's colours around the hole and warped back to the photo, and a
-feathered blend inside the hole only."""
+output matched to the photo's colours around the hole, its rim faded into the photo's own
+continuation, warped back to the photo, and a feathered blend inside the hole only; and
+`edge_step`, which measures what is left of a seam at the hole's edge."""
 
 from __future__ import annotations
 
@@ -53,10 +54,70 @@ def match_colours(raw: np.ndarray, crop: np.ndarray, hole: np.ndarray) -> np.nda
   return np.clip(np.round(raw * gain + offset), 0, 255).astype(np.uint8)
 
 
-def restore_faces(photo: np.ndarray, found, holes, filler, size: int) -> np.ndarray:
+RIM = 3.0  # crop px over which the fill fades from Telea's fill to the generator's output
+
+
+def soften_rim(raw: np.ndarray, crop: np.ndarray, hole: np.ndarray,
+               rim: float = RIM) -> np.ndarray:
+  """The generator's output with the hole's inner rim faded into OpenCV's Telea fill of the
+  hole (`cv2.inpaint`), which continues the photo's own pixels across the edge.
+
+  On real photos the generator, trained on synthetic masks, can draw a light or coloured band
+  just inside the hole's edge; Telea's fill equals the photo at the edge by construction. A
+  hole pixel d px from the nearest photo pixel (`cv2.distanceTransform`) takes
+  (d - 1) / rim of the generator's output, capped at 1: the rim itself is Telea's, and from
+  rim + 1 px in the output is the generator's alone. A hole that runs into the crop's border
+  (a face cut by the frame) has no photo there, and keeps the generator's output.
+  raw, crop: (S, S, 3) uint8; hole: (S, S) {0, 1}; rim in crop pixels (0: `raw` as is).
+  Returns (S, S, 3) uint8, equal to `raw` outside the hole.
+  """
+  if rim <= 0 or not hole.any():
+    return raw
+  hole = hole.astype(np.uint8)
+  telea = cv2.inpaint(crop, hole, 3, cv2.INPAINT_TELEA).astype(np.float32)
+  depth = cv2.distanceTransform(hole, cv2.DIST_L2, 3)
+  weight = np.clip((depth - 1.0) / rim, 0.0, 1.0)[..., None]
+  blended = weight * raw.astype(np.float32) + (1.0 - weight) * telea
+  return np.where(hole[..., None] > 0, np.clip(np.round(blended), 0, 255),
+                  raw).astype(np.uint8)
+
+
+def edge_step(image: np.ndarray, hole: np.ndarray, width: int) -> float:
+  """How much the colour jumps across the hole's edge: for each pixel on the edge, the mean
+  colour of the band `width` px inside the hole minus that of the band `width` px outside it,
+  both over a (4 width + 1)-px square around the pixel; the largest channel's absolute
+  difference, averaged over the edge. A seam makes it large; a pasted face that continues its
+  surroundings leaves only the photo's own contrast there.
+  image: (H, W, 3) uint8; hole: (H, W) {0, 1}. Returns grey levels (0-255); nan without an
+  edge inside the photo.
+  """
+  hole = hole.astype(np.uint8)
+  k = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
+  inside = hole & (1 - cv2.erode(hole, k, borderValue=1))
+  outside = cv2.dilate(hole, k, borderValue=0) & (1 - hole)
+  edge = (hole & (1 - cv2.erode(hole, np.ones((3, 3), np.uint8), borderValue=1))) > 0
+  window = (4 * width + 1, 4 * width + 1)
+
+  def band_mean(band):
+    weight = cv2.boxFilter(band.astype(np.float32), -1, window, normalize=False)
+    total = cv2.boxFilter(image.astype(np.float32) * band[..., None], -1, window,
+                          normalize=False)
+    return total / np.maximum(weight, 1e-6)[..., None], weight
+
+  mean_in, w_in = band_mean(inside)
+  mean_out, w_out = band_mean(outside)
+  edge &= (w_in > 0) & (w_out > 0)
+  if not edge.any():
+    return float("nan")
+  return float(np.abs(mean_in[edge] - mean_out[edge]).max(-1).mean())
+
+
+def restore_faces(photo: np.ndarray, found, holes, filler, size: int,
+                  rim: float = RIM) -> np.ndarray:
   """Restores each face of `photo` (uint8 RGB) in turn and pastes it back inside its hole.
 
   `holes`: one full-resolution {0, 1} hole map per face (estimated, or known with --add_mask).
+  `rim`: as `soften_rim`'s, in crop pixels.
   """
   out = photo.copy()
   h, w = photo.shape[:2]
@@ -65,7 +126,8 @@ def restore_faces(photo: np.ndarray, found, holes, filler, size: int) -> np.ndar
     crop = align.warp_crop(out, matrix, size)
     hole_crop = hole_in_crop(hole, matrix, size)
     raw, _ = filler(crop[None], hole_crop[None, ..., None])
-    raw = match_colours(np.asarray(raw[0]), crop, hole_crop)
+    raw = soften_rim(match_colours(np.asarray(raw[0]), crop, hole_crop), crop, hole_crop,
+                     rim)
     # The crop's composite: the generator's pixels in the hole only. Its output outside the hole
     # is never shown in training's composite (the perceptual term sees the composite), so it
     # may carry coloured fringes; the feathered edge and the cubic upscale, which both reach a
