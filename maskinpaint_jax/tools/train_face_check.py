@@ -12,7 +12,10 @@ it. CelebA photos give an unmasked crop and, with synthetic masks of random styl
 for the shipped check: measured, it kept fewer masked faces). Real photos of people with and
 without masks are split in two fixed halves by a hash of the file name: half A trains and
 chooses the thresholds, half B is only measured. Every crop is also turned by 90, 180 and 270
-degrees for the orientation head. The mask threshold (on the mean of a crop's and its
+degrees for the orientation head. The orientation head also learns from what the finder finds
+in the real photos turned by 90, 180 and 270 degrees: on a face upside down it often boxes the
+eyes and forehead alone, a crop that looks like an upright unmasked face and that a turned
+upright crop never shows (orientation only; their mask weight is 0). The mask threshold (on the mean of a crop's and its
 mirror's answers) is the middle of the widest range that repaints at most --max_false_repaint
 of half A's unmasked photos and of the CelebA validation faces while keeping the most of half
 A's masked photos.
@@ -87,6 +90,27 @@ def crops_of_folder(folder, finder, label: int, source: str) -> list[dict]:
   return records
 
 
+TURNS = (1, 2, 3)  # np.rot90's k: the real photos are also seen turned by 90, 180, 270 degrees
+
+
+def turned_crops_of_folder(folder, finder, label: int, source: str) -> list[dict]:
+  """One record per face the finder finds in each photo turned by 90, 180 and 270 degrees
+  (counter-clockwise, np.rot90's k in `turn`): the crops inpaint's face check meets on a photo
+  saved without its orientation tag, boxes as the finder places them on a turned face."""
+  records = []
+  for path in images.list_images(folder):
+    try:
+      photo = images.load_rgb(path)
+    except images.ImageLoadError:
+      continue
+    for k in TURNS:
+      turned = np.ascontiguousarray(np.rot90(photo, k))
+      for face in finder.find_any_size(turned):
+        records.append(dict(crop=check.box_crop(turned, face.box), label=label, source=source,
+                            photo=path.name, half=half_of(path.name), turn=k))
+  return records
+
+
 def celeba_crops(folder, finder, limit: int, seed: int) -> list[dict]:
   """Unmasked and synthetically masked crops of the largest face of CelebA photos."""
   records = []
@@ -133,14 +157,22 @@ def gather(f, finder) -> list[dict]:
   cache = pathlib.Path(f.work) / "crops.npz"
   if cache.exists():
     records = list(np.load(cache, allow_pickle=True)["records"])
+    more = []
     if f.num_nonface and not any(r["source"] == "nonface" for r in records):
-      records += nonface_crops(f.celeba, f.num_nonface, f.seed)
+      more += nonface_crops(f.celeba, f.num_nonface, f.seed)
+    if not any(r.get("turn", 0) for r in records):
+      more += turned_crops_of_folder(f.realmask, finder, 1, "realmask")
+      more += turned_crops_of_folder(f.nomask, finder, 0, "nomask")
+    if more:
+      records += more
       np.savez(cache, records=np.array(records, dtype=object))
     return records
   t0 = time.time()
   records = celeba_crops(f.celeba, finder, f.num_celeba, f.seed)
   records += crops_of_folder(f.realmask, finder, 1, "realmask")
   records += crops_of_folder(f.nomask, finder, 0, "nomask")
+  records += turned_crops_of_folder(f.realmask, finder, 1, "realmask")
+  records += turned_crops_of_folder(f.nomask, finder, 0, "nomask")
   if f.photos:
     records += crops_of_folder(f.photos, finder, 0, "photos")
   if f.num_nonface:
@@ -151,24 +183,27 @@ def gather(f, finder) -> list[dict]:
   return records
 
 
-def training_arrays(records, nonface: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                     np.ndarray]:
-  """(crops, mask labels, mask weights, is a face): CelebA train, the non-faces and half A of
-  the real photos; a real crop weighs 3 (they are few and they are what the check meets). A
-  non-face has no orientation to learn."""
+def training_arrays(records, nonface: bool) -> tuple[np.ndarray, ...]:
+  """(crops, mask labels, mask weights, is a face, turns): CelebA train, the non-faces and half
+  A of the real photos, upright and turned; an upright real crop weighs 3 for the mask (they
+  are few and they are what the check meets), a crop of a turned photo 0 (a box around a turned
+  face's eyes alone may show no mask). A non-face has no orientation to learn. `turns`: the
+  crop's own turn (np.rot90's k) before augmentation."""
   train = [r for r in records if r["crop"] is not None and (
       (r["source"] == "celeba" and r["half"] == "train")
       or (nonface and r["source"] == "nonface")
       or (r["source"] in ("realmask", "nomask") and r["half"] == "A"))]
+  real = lambda r: r["source"] in ("realmask", "nomask")
   return (np.stack([r["crop"] for r in train]), np.array([r["label"] for r in train], np.float32),
-          np.array([3.0 if r["source"] in ("realmask", "nomask") else 1.0 for r in train],
+          np.array([0.0 if r.get("turn", 0) else 3.0 if real(r) else 1.0 for r in train],
                    np.float32),
-          np.array([r["source"] != "nonface" for r in train], np.float32))
+          np.array([r["source"] != "nonface" for r in train], np.float32),
+          np.array([r.get("turn", 0) for r in train], np.int32))
 
 
-def jitter(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-  """The crop as a slightly different detector box would give it: scale 0.9-1.1, shift up to
-  6 % of the side, mirrored half the time."""
+def jitter(crop: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+  """(the crop as a slightly different detector box would give it: scale 0.9-1.1, shift up to
+  6 % of the side, mirrored half the time; whether it was mirrored)."""
   size = crop.shape[0]
   s = rng.uniform(0.9, 1.1)
   dx, dy = rng.uniform(-0.06, 0.06, 2) * size
@@ -176,23 +211,33 @@ def jitter(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
   flip = -1.0 if rng.random() < 0.5 else 1.0
   matrix = np.array([[s * flip, 0, c - s * flip * c + dx], [0, s, c - s * c + dy]])
   return cv2.warpAffine(crop, matrix, (size, size), flags=cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_REPLICATE)
+                        borderMode=cv2.BORDER_REPLICATE), flip < 0
 
 
-def augment(crops: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-  """Box jitter and mirror, then a random turn (the orientation label: mirroring after the turn
-  would make 90 and 270 degrees the same picture of a symmetric face), then brightness and
-  contrast (dark and backlit photos)."""
+def augment(crops: np.ndarray, rng: np.random.Generator,
+            turns: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+  """Box jitter and mirror, then a random turn, then brightness and contrast (dark and backlit
+  photos). Returns (crops, orientation labels): a crop already turned by `turns` (np.rot90's
+  k; 0 when None) and turned again by t shows a face turned by turns + t, except that a mirror
+  image of a face turned by k shows one turned by -k (90 and 270 swap; 0 and 180 stay)."""
   k = rng.integers(0, 4, len(crops))
-  out = np.stack([np.rot90(jitter(c, rng), int(t)) for c, t in zip(crops, k)]).astype(np.float32)
+  turns = np.zeros(len(crops), np.int64) if turns is None else np.asarray(turns)
+  out, labels = [], []
+  for c, t, base in zip(crops, k, turns):
+    moved, mirrored = jitter(c, rng)
+    out.append(np.rot90(moved, int(t)))
+    labels.append(((-base if mirrored else base) + t) % 4)
+  out = np.stack(out).astype(np.float32)
+  k = np.array(labels)
   gain = rng.uniform(0.3, 1.4, (len(crops), 1, 1, 1))
   mean = out.mean(axis=(1, 2, 3), keepdims=True)
   out = (out - mean) * rng.uniform(0.7, 1.3, (len(crops), 1, 1, 1)) + mean * gain
   return np.clip(out, 0, 255).astype(np.uint8), k.astype(np.int32)
 
 
-def train(crops, labels, weights, is_face, epochs: int, seed: int):
-  """Adam on orientation cross-entropy + weighted mask cross-entropy. Returns the params."""
+def train(crops, labels, weights, is_face, turns, epochs: int, seed: int):
+  """Adam on orientation cross-entropy + weighted mask cross-entropy. Returns the params.
+  `turns`: each crop's own turn (np.rot90's k), added to the augmentation's."""
   net = check.FaceCheckNet()
   params = net.init(jax.random.key(seed), jnp.zeros((1, 64, 64, 3), jnp.uint8))["params"]
   steps = epochs * (len(crops) // 64)
@@ -216,7 +261,7 @@ def train(crops, labels, weights, is_face, epochs: int, seed: int):
     order = rng.permutation(len(crops))
     for i in range(0, len(order) - 63, 64):
       idx = order[i:i + 64]
-      x, k = augment(crops[idx], rng)
+      x, k = augment(crops[idx], rng, turns[idx])
       params, opt, (lt, lm) = step(params, opt, x, k, labels[idx], weights[idx], is_face[idx])
     if epoch % 5 == 4 or epoch == epochs - 1:
       print(f"epoch {epoch + 1}: orientation loss {float(lt):.3f}, mask loss {float(lm):.3f}",
@@ -232,10 +277,12 @@ def predict(checker: check.FaceCheck, crops: np.ndarray):
 def photo_max(records, probs, source: str, half: str | None, label: int | None = None
               ) -> tuple[np.ndarray, int]:
   """(the highest mask probability of each photo of `source` / `half` (None: any) with a face
-  found, the number of photos); only crops of `label` when given."""
+  found, the number of photos); only crops of `label` when given; the photos as they are (the
+  crops of turned photos train the orientation only)."""
   per, photos = {}, set()
   for i, r in enumerate(records):
-    if r["source"] == source and half in (None, r["half"]) and label in (None, r["label"]):
+    if (r["source"] == source and half in (None, r["half"]) and label in (None, r["label"])
+        and not r.get("turn", 0)):
       photos.add(r["photo"])
       if r["crop"] is not None:
         per[r["photo"]] = max(per.get(r["photo"], 0.0), float(probs[i]))
@@ -304,9 +351,17 @@ def measure(records, checker, probs) -> tuple[str, dict]:
                       " (validation)" if half else "")
     rows.append(f"| {label} | {total} | {n} | {what} | {hit} | {100 * hit / max(n, 1):.1f} % |")
     numbers[label] = dict(photos=total, faces_found=n, hits=hit)
-  report_b = [r["crop"] for r in records if r["crop"] is not None and r["half"] == "B"]
+  report_b = [r["crop"] for r in records if r["crop"] is not None and r["half"] == "B"
+              and not r.get("turn", 0)]
   acc = orientation_accuracy(checker, np.stack(report_b)) if report_b else float("nan")
   numbers["orientation_accuracy_half_B"] = acc
+  turned_b = [r for r in records if r.get("turn", 0) and r["half"] == "B"]
+  if turned_b:
+    probs_b, _ = predict(checker, np.stack([r["crop"] for r in turned_b]))
+    found_acc = float((probs_b.argmax(1) == np.array([r["turn"] for r in turned_b])).mean())
+  else:
+    found_acc = float("nan")
+  numbers["orientation_accuracy_found_in_turned_half_B"] = found_acc
   body = "\n".join([
       f"Mask threshold {t:.3f} (chosen on half A and CelebA validation), orientation threshold "
       f"{checker.turn_threshold:.2f}. Half A trained the check and chose the thresholds; half B "
@@ -316,7 +371,10 @@ def measure(records, checker, probs) -> tuple[str, dict]:
       "| photos | total | with a face found | counted | count | rate |",
       "|---|---:|---:|---|---:|---:|", *rows, "",
       f"Orientation: the check names the turn (0 / 90 / 180 / 270 degrees) of {100 * acc:.1f} % "
-      f"of half B's faces turned four ways ({4 * len(report_b)} crops)."])
+      f"of half B's faces turned four ways ({4 * len(report_b)} crops), and of "
+      f"{100 * found_acc:.1f} % of the faces the finder finds in half B's photos turned by 90, "
+      f"180 and 270 degrees ({len(turned_b)} crops; its boxes there need not be the upright "
+      "face's, turned)."])
   return body, numbers
 
 
@@ -326,11 +384,11 @@ def main(argv, f: flags.FlagValues = flags.FLAGS):
   records = gather(f, finder)
   command = "python -m maskinpaint_jax.tools.train_face_check " + shlex.join(sys.argv[1:])
   if f.train:
-    crops, labels, weights, is_face = training_arrays(records, f.num_nonface > 0)
+    crops, labels, weights, is_face, turns = training_arrays(records, f.num_nonface > 0)
     print(f"training on {len(crops)} crops ({int(labels.sum())} masked, "
           f"{int(len(crops) - is_face.sum())} not faces)", flush=True)
     t0 = time.time()
-    params = train(crops, labels, weights, is_face, f.epochs, f.seed)
+    params = train(crops, labels, weights, is_face, turns, f.epochs, f.seed)
     provenance = dict(command=command, train_crops=int(len(crops)),
                       train_seconds=round(time.time() - t0))
     check.save(f.out, params, 0.5, 0.5, **provenance)  # kept even if what follows fails
