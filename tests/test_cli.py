@@ -19,6 +19,7 @@ PROGRAMS = {
     "maskinpaint_jax.tools.mask_colors": ["--src", "/tmp/x"],
     "maskinpaint_jax.tools.bench_faces": ["--src", "/tmp/x"],
     "maskinpaint_jax.tools.bench_photos": ["--realmask", "/tmp/x", "--nomask", "/tmp/y"],
+    "maskinpaint_jax.tools.bench_sizes": ["--data_dir", "/tmp/x", "--models", "m"],
     "maskinpaint_jax.tools.train_face_check": ["--celeba", "/a", "--realmask", "/b", "--nomask",
                                                "/c"],
     "maskinpaint_jax.tools.train":
