@@ -7,7 +7,9 @@ looks at a square crop around the detector's box (not the landmarks: those are w
 face) and gives two answers: which of 0 / 90 / 180 / 270 degrees the crop is turned by, and the
 probability that the face wears a mask. It is trained by `python -m
 maskinpaint_jax.tools.train_face_check` on CelebA faces with and without Algorithm 1's synthetic
-masks (turned four ways) and on half of the real masked / unmasked photos; its thresholds are
+masks (turned four ways), on half of the real masked / unmasked photos, and on the boxes the
+finder places on those photos turned by 90, 180 and 270 degrees (on a face upside down it often
+boxes the eyes and forehead alone, which looks like an upright face); its thresholds are
 chosen on that half and measured on the other (docs/benchmarks.md, "Face check"). The weights
 and the thresholds ship in pretrained/face_check/.
 """
