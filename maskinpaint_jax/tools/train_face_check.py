@@ -72,14 +72,19 @@ def half_of(name: str) -> str:
   return "AB"[hashlib.sha1(name.encode()).digest()[0] % 2]
 
 
+def readable_photos(folder):
+  """(path, uint8 RGB photo) of every photo of `folder` that loads; the others are skipped."""
+  for path in images.list_images(folder):
+    try:
+      yield path, images.load_rgb(path)
+    except images.ImageLoadError:
+      continue
+
+
 def crops_of_folder(folder, finder, label: int, source: str) -> list[dict]:
   """One record per face found in each photo: its box crop, label (1 = mask), photo, half."""
   records = []
-  for path in images.list_images(folder):
-    try:
-      photo = images.load_rgb(path)
-    except images.ImageLoadError:
-      continue
+  for path, photo in readable_photos(folder):
     found = finder.find_any_size(photo)
     for face in found:
       records.append(dict(crop=check.box_crop(photo, face.box), label=label, source=source,
@@ -98,11 +103,7 @@ def turned_crops_of_folder(folder, finder, label: int, source: str) -> list[dict
   (counter-clockwise, np.rot90's k in `turn`): the crops inpaint's face check meets on a photo
   saved without its orientation tag, boxes as the finder places them on a turned face."""
   records = []
-  for path in images.list_images(folder):
-    try:
-      photo = images.load_rgb(path)
-    except images.ImageLoadError:
-      continue
+  for path, photo in readable_photos(folder):
     for k in TURNS:
       turned = np.ascontiguousarray(np.rot90(photo, k))
       for face in finder.find_any_size(turned):
