@@ -124,21 +124,31 @@ DEFAULT_PRETRAINED = PRETRAINED_ROOT / "face_mask_64"
 WEIGHTS, CONFIG, MANIFEST = "generator.msgpack", "config.json", "manifest.json"
 
 
-def export_generator(workdir, out_dir, step: int | None = None, **provenance) -> pathlib.Path:
+STORAGE_DTYPES = ("float32", "float16")
+
+
+def export_generator(workdir, out_dir, step: int | None = None, storage: str = "float32",
+                     **provenance) -> pathlib.Path:
   """Writes the generator of `workdir` (newest step by default) as a pretrained model folder."""
   config, params, step = load_workdir(workdir, step)
-  return save_pretrained(out_dir, config, params, step, **provenance)
+  return save_pretrained(out_dir, config, params, step, storage=storage, **provenance)
 
 
-def save_pretrained(out_dir, config, params, step: int, **provenance) -> pathlib.Path:
-  """Writes (config, generator parameters) as a model folder that load_pretrained reads."""
+def save_pretrained(out_dir, config, params, step: int, storage: str = "float32",
+                    **provenance) -> pathlib.Path:
+  """Writes (config, generator parameters) as a model folder that load_pretrained reads.
+  storage "float16" halves the file (the weights are rounded to half precision, about 3
+  significant digits, and computed in float32 again when loaded)."""
+  if storage not in STORAGE_DTYPES:
+    raise ValueError(f"storage must be one of {STORAGE_DTYPES}, got {storage!r}")
   out = pathlib.Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
-  blob = flax.serialization.msgpack_serialize(jax.tree.map(np.asarray, params))
+  blob = flax.serialization.msgpack_serialize(
+      jax.tree.map(lambda x: np.asarray(x).astype(storage), params))
   (out / WEIGHTS).write_bytes(blob)
   (out / CONFIG).write_text(config.to_json_best_effort(indent=2) + "\n")
   manifest = dict(step=int(step), sha256=hashlib.sha256(blob).hexdigest(), bytes=len(blob),
-                  **provenance)
+                  **({"storage": storage} if storage != "float32" else {}), **provenance)
   (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
   return out
 
@@ -174,7 +184,9 @@ def load_pretrained(model_dir=None):
     raise errors.MismatchError(
         f"{model_dir / WEIGHTS} cannot be read as flax msgpack: {e}") from None
   _check_shapes(params, generator_shapes(config), model_dir / WEIGHTS)
-  return config, jax.tree.map(jnp.asarray, params), int(manifest["step"])
+  # float16 storage computes in float32, as trained.
+  return config, jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params), int(
+      manifest["step"])
 
 
 def load_generator(source=None, step: int | None = None):

@@ -35,6 +35,21 @@ def test_round_trip_gives_the_same_outputs(tmp_path):
   assert json.loads((out / "manifest.json").read_text())["note"] == "test"
 
 
+def test_float16_storage_halves_the_file_and_rounds_only_the_weights(tmp_path):
+  config, params = _tiny_model(non_blind=True)
+  full = checkpoint.save_pretrained(tmp_path / "f32", config, params, 3)
+  half = checkpoint.save_pretrained(tmp_path / "f16", config, params, 3, storage="float16")
+  ratio = (half / "generator.msgpack").stat().st_size / (full / "generator.msgpack").stat().st_size
+  assert 0.45 < ratio < 0.6
+  assert json.loads((half / "manifest.json").read_text())["storage"] == "float16"
+  _, loaded, _ = checkpoint.load_pretrained(half)
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(loaded)):
+    assert b.dtype == jnp.float32  # computed in float32, as trained
+    np.testing.assert_array_equal(b, np.asarray(a).astype(np.float16).astype(np.float32))
+  with pytest.raises(ValueError, match="storage must be one of"):
+    checkpoint.save_pretrained(tmp_path / "x", config, params, 3, storage="int8")
+
+
 def test_wrong_shapes_are_a_clear_error(tmp_path):
   config, params = _tiny_model()
   out = checkpoint.save_pretrained(tmp_path / "m", config, params, 1)
