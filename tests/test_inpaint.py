@@ -171,3 +171,17 @@ def test_a_turned_masked_photo_is_restored_on_the_mouth(tiny_workdir, repo, tmp_
   upright = images.load_rgb(out / "upright_hole.png")[..., 0] > 127
   turned_back = np.rot90(images.load_rgb(out / "t_hole.png")[..., 0] > 127, -degrees // 90)
   assert (upright & turned_back).sum() / (upright | turned_back).sum() > 0.8
+
+
+def test_a_larger_model_is_named_and_a_missing_one_is_a_clear_error(tiny_workdir, repo,
+                                                                      tmp_path, capsys):
+  photo = str(repo / "sample_data" / "realmask" / "0_0_50.jpg")
+  code = cli.call(inpaint, [photo, "--workdir", str(tiny_workdir), "--large_model",
+                            str(tiny_workdir), "-o", str(tmp_path / "a")])
+  log = capsys.readouterr()
+  assert code == 0, log.err
+  assert "crops and more: step" in log.out and (tmp_path / "a" / "0_0_50_restored.png").exists()
+  code = cli.call(inpaint, [photo, "--workdir", str(tiny_workdir), "--large_model",
+                            str(tmp_path / "nowhere"), "-o", str(tmp_path / "b")])
+  assert code == 2 and "--large_model:" in capsys.readouterr().err
+  assert not (tmp_path / "b").exists() or not list((tmp_path / "b").iterdir())

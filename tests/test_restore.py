@@ -13,7 +13,7 @@ from PIL import Image
 
 from conftest import REPO
 from maskinpaint_jax import cli, images
-from maskinpaint_jax.faces import finders, paste, restore
+from maskinpaint_jax.faces import align, finders, paste, restore
 from maskinpaint_jax.tools import inpaint
 
 # dlib's 68 landmarks of sample_data/photos/obama.jpg (1137 x 910 px).
@@ -327,3 +327,42 @@ def test_a_hole_flag_that_cannot_serve_is_refused_before_any_work(tmp_path, stan
     cli.call(inpaint, [str(tmp_path / "p.png"), str(tmp_path / "q.png"), "-o",
                        str(tmp_path / "o"), "--hole", str(tmp_path / "h.png")])
   assert not (tmp_path / "o").exists()
+
+
+# --- which generator serves which face ---------------------------------------------------------
+
+def test_pick_generator_takes_the_largest_side_that_the_crop_can_show():
+  small, large = paste.Generator(None, 64), paste.Generator(None, 128)
+  assert paste.pick_generator([small, large], 100) is small
+  assert paste.pick_generator([large, small], 128) is large
+  assert paste.pick_generator([small, large], 500) is large
+  assert paste.pick_generator([large, small], 40) is small   # smaller than both: the smallest
+  assert paste.pick_generator([small], 500) is small
+
+
+def test_each_face_goes_through_the_generator_its_crop_size_picks():
+  """Obama's face (a crop square of about 560 px) and the same photo shrunk 6x (about 93 px):
+  the 128 px generator gets the first, the 64 px one the second, each a crop of its own side."""
+  calls = []
+
+  def recording(side):
+    def fill(crops, holes):
+      calls.append((side, crops.shape[1]))
+      return constant_filler(120)(crops, holes)
+    return paste.Generator(fill, side)
+
+  generators = [recording(64), recording(128)]
+  for scale in (1.0, 1 / 6):
+    photo = images.load_rgb(OBAMA)
+    photo = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    landmarks = LANDMARKS * scale
+    hole = np.zeros(photo.shape[:2], np.uint8)
+    cx, cy = landmarks[48:68].mean(0).astype(int)
+    r = max(3, int(40 * scale))
+    hole[cy - r:cy + r, cx - 2 * r:cx + 2 * r] = 1
+    side = align.crop_square(landmarks, photo.shape)[2]
+    out = paste.restore_faces(photo, [face_from(landmarks)], [hole], generators)
+    assert (out[hole == 0] == photo[hole == 0]).mean() > 0.97  # only near the hole is touched
+    expected = 128 if side >= 128 else 64
+    assert calls[-1] == (expected, expected), (side, calls)
+  assert [c[0] for c in calls] == [128, 64]

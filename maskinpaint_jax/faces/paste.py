@@ -5,6 +5,9 @@ continuation, warped back to the photo, and a feathered blend inside the hole on
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Callable, Sequence
+
 import cv2
 import numpy as np
 
@@ -54,7 +57,7 @@ def match_colours(raw: np.ndarray, crop: np.ndarray, hole: np.ndarray) -> np.nda
   return np.clip(np.round(raw * gain + offset), 0, 255).astype(np.uint8)
 
 
-RIM = 3.0  # crop px over which the fill fades from Telea's fill to the generator's output
+RIM = 3.0  # px of a 64 px crop over which the fill fades from Telea's to the generator's output
 
 
 def soften_rim(raw: np.ndarray, crop: np.ndarray, hole: np.ndarray,
@@ -112,22 +115,47 @@ def edge_step(image: np.ndarray, hole: np.ndarray, width: int) -> float:
   return float(np.abs(mean_in[edge] - mean_out[edge]).max(-1).mean())
 
 
-def restore_faces(photo: np.ndarray, found, holes, filler, size: int,
+@dataclasses.dataclass(frozen=True)
+class Generator:
+  """A generator and its input side: `fill(crops uint8 (N, size, size, 3), holes uint8
+  (N, size, size, 1) {0, 1}) -> (raw, composite)` uint8 (`inference.make_filler`)."""
+  fill: Callable
+  size: int
+
+
+def pick_generator(generators: Sequence[Generator], crop_side: float) -> Generator:
+  """The generator for a face whose crop square is `crop_side` photo pixels: the one with the
+  largest input side not above it, so that its output is enlarged into the photo and never
+  shrunk (a shrunk output throws away the detail it was trained to draw), else the smallest.
+  Which side serves which face is measured by `tools/bench_sizes` (docs/benchmarks.md, "Face
+  size")."""
+  fitting = [g for g in generators if g.size <= crop_side]
+  if fitting:
+    return max(fitting, key=lambda g: g.size)
+  return min(generators, key=lambda g: g.size)
+
+
+def restore_faces(photo: np.ndarray, found, holes, generators: Sequence[Generator],
                   rim: float = RIM) -> np.ndarray:
   """Restores each face of `photo` (uint8 RGB) in turn and pastes it back inside its hole.
 
   `holes`: one full-resolution {0, 1} hole map per face (estimated, or known with --add_mask).
-  `rim`: as `soften_rim`'s, in crop pixels.
+  `generators`: each face goes through `pick_generator`'s, by the side of its crop square.
+  `rim`: as `soften_rim`'s, in pixels of a 64 px crop (scaled with the generator's side, so
+  that it covers the same share of the face).
   """
   out = photo.copy()
   h, w = photo.shape[:2]
   for face, hole in zip(found, holes):
+    side = align.crop_square(face.landmarks, photo.shape)[2]
+    generator = pick_generator(generators, side)
+    size = generator.size
     matrix = align.crop_matrix(face.landmarks, size, photo.shape)
     crop = align.warp_crop(out, matrix, size)
     hole_crop = hole_in_crop(hole, matrix, size)
-    raw, _ = filler(crop[None], hole_crop[None, ..., None])
+    raw, _ = generator.fill(crop[None], hole_crop[None, ..., None])
     raw = soften_rim(match_colours(np.asarray(raw[0]), crop, hole_crop), crop, hole_crop,
-                     rim)
+                     rim * size / 64)
     # The crop's composite: the generator's pixels in the hole only. Its output outside the hole
     # is never shown in training's composite (the perceptual term sees the composite), so it
     # may carry coloured fringes; the feathered edge and the cubic upscale, which both reach a
@@ -137,7 +165,7 @@ def restore_faces(photo: np.ndarray, found, holes, filler, size: int,
     raw_up = cv2.warpAffine(composite, matrix, (w, h),
                             flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
                             borderMode=cv2.BORDER_REPLICATE)
-    alpha = feathered_alpha(hole, align.crop_square(face.landmarks)[2] / align.CROP_SCALE)
+    alpha = feathered_alpha(hole, side / align.CROP_SCALE)
     alpha[hole > 0] = 1.0  # exactly: no trace of the mask's pixels (a blur sums to 1 - 6e-8)
     out = np.clip(np.round(out * (1 - alpha[..., None]) + raw_up * alpha[..., None]), 0,
                   255).astype(np.uint8)

@@ -7,8 +7,9 @@
 2. Each face: too small, cut by the frame or in profile -> "skipped" with the reason; no mask
    (`checker`) -> "no mask", left untouched; else its hole is estimated (`holes`), or taken from
    the user's hole map, or drawn with a synthetic mask (`add_mask`).
-3. Restore: the face crop (`align`) goes through the generator (`filler`) and is pasted back
-   inside the hole only (`paste`).
+3. Restore: the face crop (`align`) goes through the generator (`filler`, or of
+   `more_generators` the one whose input side suits the face's size) and is pasted back inside
+   the hole only (`paste`).
 
 Every face gets a `FaceReport`; pixels outside the restored holes are never changed.
 """
@@ -85,7 +86,7 @@ def restore_photo(photo: np.ndarray, finder: finders.FaceFinder,
                   filler: Filler | None,
                   size: int, *, hole: np.ndarray | None = None, add_mask: str | None = None,
                   rng: np.random.Generator | None = None, min_face_size: int = 24,
-                  checker=None) -> Restoration:
+                  checker=None, more_generators=()) -> Restoration:
   """Restores every masked face of `photo` (uint8 (H, W, 3) RGB).
 
   Args:
@@ -100,6 +101,8 @@ def restore_photo(photo: np.ndarray, finder: finders.FaceFinder,
       face first; its hole is then known. `rng` seeds it.
     min_face_size: smaller faces are skipped (px).
     checker: `check.FaceCheck` or None: says whether a face is upright and wears a mask.
+    more_generators: `paste.Generator`s of other input sides besides (`filler`, `size`); each
+      face goes through the one `paste.pick_generator` picks by the size of its crop.
   Raises:
     finders.NoFaceError: no face at all, in any orientation.
   """
@@ -137,7 +140,8 @@ def restore_photo(photo: np.ndarray, finder: finders.FaceFinder,
   union = (np.maximum.reduce(face_holes) if face_holes
            else np.zeros(work.shape[:2], np.uint8))
   restored = (masked if filler is None else  # a dry run: the decisions and holes only
-              paste.restore_faces(masked, to_restore, face_holes, filler, size))
+              paste.restore_faces(masked, to_restore, face_holes,
+                                  [paste.Generator(filler, size), *more_generators]))
   back = lambda image: _turn(image, (360 - rotation) % 360)
   return Restoration(back(restored), back(masked), back(union), reports, rotation)
 

@@ -15,6 +15,7 @@ never used for either. Turned photos: half B of the masked photos turned by each
 
 from __future__ import annotations
 
+import pathlib
 import shlex
 import sys
 import time
@@ -26,7 +27,7 @@ import numpy as np
 from maskinpaint_jax import cli, images, reporting
 from maskinpaint_jax import faces as faces_lib
 from maskinpaint_jax.faces import check, finders, paste, restore
-from maskinpaint_jax.tools import bench_faces
+from maskinpaint_jax.tools import bench_faces, inpaint
 from maskinpaint_jax.tools.train_face_check import half_of
 
 TITLE = "Real photos: restored, left alone, set upright"
@@ -46,6 +47,8 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS):
                       "a human face (scikit-image's and synthetic textures are added).", **d)
   flags.DEFINE_string("model", None, "Generator for the HOG count: a training workdir or an "
                       "exported model folder (default: the shipped model).", **d)
+  flags.DEFINE_string("large_model", None, "As inpaint's --large_model (default: the shipped "
+                      "128 px model when there is one and --model is not given; 'none').", **d)
   flags.DEFINE_string("write", None, "Markdown file to add the sections to.", **d)
 
 
@@ -53,12 +56,12 @@ HOG_TITLE = "Restored photos that dlib HOG sees as faces"
 
 
 def decide(photo, finder, checker, min_face_size, filler=None,
-           size: int = 64) -> restore.Restoration | None:
+           size: int = 64, more_generators=()) -> restore.Restoration | None:
   """inpaint's decisions on one photo, repainted by `filler` (None: a dry run, nothing
-  repainted); None when no face is found at all."""
+  repainted) and `more_generators` as inpaint's; None when no face is found at all."""
   try:
     return restore.restore_photo(photo, finder, filler, size, min_face_size=min_face_size,
-                                 checker=checker)
+                                 checker=checker, more_generators=more_generators)
   except finders.NoFaceError:
     return None
 
@@ -173,13 +176,22 @@ def main(argv, f: flags.FlagValues = flags.FLAGS):
   model_config, g_params, step = checkpoint.load_generator(f.model)
   filler = inference.make_filler(model_config.model, g_params, batch_size=1)
   size = model_config.data.image_size
+  large = inpaint.default_large_model(f.model) if f.large_model is None else f.large_model
+  more, large_name = (), ""
+  if large and large != "none":
+    large_config, large_params, large_step = checkpoint.load_generator(large)
+    more = (paste.Generator(inference.make_filler(large_config.model, large_params, 1),
+                            large_config.data.image_size),)
+    large_name = (f"; for faces of {large_config.data.image_size} px crops and more "
+                  f"{pathlib.Path(large).name} (step {large_step})")
   hog = faces_lib.make_finder("hog")
   t0 = time.time()
   loaded = {}
   for name, folder in (("realmask", f.realmask), ("nomask", f.nomask), ("photos", f.photos)):
     if folder:
       loaded[name] = [(p.name, images.load_rgb(p)) for p in images.list_images(folder)]
-  run = lambda photos, filler=None: [decide(ph, finder, checker, f.min_face_size, filler, size)
+  run = lambda photos, filler=None: [decide(ph, finder, checker, f.min_face_size, filler, size,
+                                            more if filler else ())
                                      for _, ph in photos]
   rows, hog_rows, reference_rows = [], [], []
   for half in "AB":
@@ -206,7 +218,8 @@ def main(argv, f: flags.FlagValues = flags.FLAGS):
     rows.append((f"realmask half B turned {degrees} degrees", "restored upright",
                  tally(run(turned), want_turn=(360 - degrees) % 360)))
   body = markdown(rows, time.time() - t0)
-  model = f"{f.model or checkpoint.DEFAULT_PRETRAINED.name} (step {step}, {size} px)"
+  model = (f"{f.model or checkpoint.DEFAULT_PRETRAINED.name} (step {step}, {size} px)"
+           f"{large_name}")
   hog_body = hog_markdown(hog_rows, model)
   print(body + "\n\n" + hog_body)
   if f.write:

@@ -20,7 +20,10 @@ or 270 degrees without a tag is set upright first. One photo's path is `faces.re
    generator (a non-blind model never sees the mask's pixels), colour-matched to the photo
    around the hole, and pasted back inside the hole only, with a feathered edge.
 The generator is the shipped one (pretrained/) unless --workdir names a training workdir or an
-exported model folder.
+exported model folder. --large_model adds a generator of a larger input side for the faces
+whose crop is at least that side in the photo (`paste.pick_generator`; measured by
+`tools/bench_sizes`); by default the shipped 128 px model when pretrained/ has one and
+--workdir is not given.
 
 Writes <name>_restored.png (<name>_masked.png with --add_mask; <name>_hole.png, one channel
 0/255, with --save_hole; <name>_side_by_side.png, input | hole | restored, with --side_by_side)
@@ -58,6 +61,10 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS):
   flags.DEFINE_string("out", None, "Output folder.", short_name="o", required=True, **d)
   flags.DEFINE_string("workdir", None, "Training workdir or exported model folder (default: "
                       "pretrained/).", **d)
+  flags.DEFINE_string("large_model", None, "Exported model folder or workdir of a larger input "
+                      "side, for the faces whose crop is at least that side (default: the "
+                      "shipped 128 px model when there is one and --workdir is not given; "
+                      "'none': never).", **d)
   flags.DEFINE_enum("add_mask", None, [*mask_lib.FACE_MASK_STYLES, "random"], "Put a synthetic "
                     "mask on every face first (the hole is then known).", **d)
   flags.DEFINE_bool("side_by_side", False, "Also write input | hole | restored side by side.",
@@ -193,7 +200,7 @@ def process_file(job: Job, tools: "Tools", f) -> dict:
   result = restore.restore_photo(
       photo, tools.finder, tools.filler, tools.size, hole=hole, add_mask=f.add_mask,
       rng=mask_lib.example_rng(f.seed, str(job.path)), min_face_size=f.min_face_size,
-      checker=tools.checker)
+      checker=tools.checker, more_generators=tools.more_generators)
   if result.rotation:
     notes.append(f"turned {result.rotation} degrees to find the faces upright")
   written = []
@@ -219,18 +226,29 @@ class SetupError(Exception):
 @dataclasses.dataclass(frozen=True)
 class Tools:
   """What restoring needs, loaded once: the generator (`filler`, input side `size`), the face
-  finder and the face check (upright? mask?), and a line that names them."""
+  finder and the face check (upright? mask?), a line that names them, and generators of other
+  input sides (`paste.Generator`s) for faces of other sizes."""
   size: int
   filler: Any
   finder: Any
   checker: Any
   description: str
+  more_generators: tuple = ()
+
+
+def default_large_model(workdir) -> str | None:
+  """The shipped larger model when it is there and the generator is the shipped one."""
+  from maskinpaint_jax import checkpoint  # pylint: disable=g-import-not-at-top
+  large = checkpoint.PRETRAINED_ROOT / "face_mask_128"
+  return str(large) if workdir is None and (large / checkpoint.MANIFEST).is_file() else None
 
 
 def load_tools(workdir=None, step=None, face_finder="mesh", min_face_size=24,
-               mask_check=True) -> Tools:
+               mask_check=True, large_model: str | None = "default") -> Tools:
   """The generator of `workdir` (default: the shipped model) at `step`, the face finder named,
   and the shipped face check (None with mask_check=False: every face is restored).
+  `large_model`: a generator of a larger input side for larger faces ("default":
+  `default_large_model`; None or "none": none).
 
   Raises:
     SetupError: a model or the finder's models cannot be loaded.
@@ -242,6 +260,18 @@ def load_tools(workdir=None, step=None, face_finder="mesh", min_face_size=24,
   except (FileNotFoundError, ValueError) as e:
     raise SetupError(str(e)) from e
   filler = inference.make_filler(config.model, g_params, batch_size=1)
+  if large_model == "default":
+    large_model = default_large_model(workdir)
+  more, large_note = (), ""
+  if large_model and large_model != "none":
+    try:
+      large_config, large_params, large_step = checkpoint.load_generator(large_model)
+    except (FileNotFoundError, ValueError) as e:
+      raise SetupError(f"--large_model: {e}") from e
+    more = (paste.Generator(inference.make_filler(large_config.model, large_params, 1),
+                            large_config.data.image_size),)
+    large_note = (f"; for faces of {large_config.data.image_size} px crops and more: step "
+                  f"{large_step} of {large_model} ({large_config.data.image_size} px)")
   try:
     finder = faces.make_finder(face_finder, min_face_size=min_face_size)
   except mediapipe_models.ModelMissingError as e:
@@ -255,9 +285,9 @@ def load_tools(workdir=None, step=None, face_finder="mesh", min_face_size=24,
       raise SetupError(f"face check: {e}") from e
   description = (f"generator: step {loaded_step} of {workdir or checkpoint.DEFAULT_PRETRAINED} "
                  f"({config.data.image_size} px, "
-                 f"{'non-blind' if config.model.non_blind else 'blind'}); face finder "
-                 f"{face_finder}; mask check {'on' if checker else 'off'}")
-  return Tools(config.data.image_size, filler, finder, checker, description)
+                 f"{'non-blind' if config.model.non_blind else 'blind'}){large_note}; face "
+                 f"finder {face_finder}; mask check {'on' if checker else 'off'}")
+  return Tools(config.data.image_size, filler, finder, checker, description, more)
 
 
 def main(argv, f: flags.FlagValues = flags.FLAGS) -> int:
@@ -267,7 +297,8 @@ def main(argv, f: flags.FlagValues = flags.FLAGS) -> int:
   check_hole_flag(f.hole, jobs)
   check_out_dir(f.out)
   try:
-    tools = load_tools(f.workdir, f.step, f.face_finder, f.min_face_size, f.mask_check)
+    tools = load_tools(f.workdir, f.step, f.face_finder, f.min_face_size, f.mask_check,
+                       f.large_model or "default")
   except SetupError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
