@@ -133,7 +133,7 @@ def main(argv, f: flags.FlagValues = flags.FLAGS):
   print(body)
   if f.write:
     command = "python -m maskinpaint_jax.tools.bench_sizes " + shlex.join(sys.argv[1:])
-    reporting.write_section(f.write, TITLE, body, command)
+    reporting.write_section(f.write, f"{TITLE} ({f.split} split)", body, command)
 
 
 if __name__ == "__main__":
