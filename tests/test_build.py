@@ -123,13 +123,13 @@ def test_an_interrupted_build_is_never_complete_and_a_rerun_finishes_it(tmp_path
   data_dir = tmp_path / "tfds"
   cmd = [sys.executable, "-m", "maskinpaint_jax.tools.build", "--src",
          str(REPO / "sample_data" / "celeba"),
-         "--data_dir", str(data_dir), "--occlusions", "face_mask", "--size", "32", "--workers", "1",
-         "--limit", "160"]
+         "--data_dir", str(data_dir), "--occlusions", "face_mask", "--size", "64", "--workers", "1",
+         "--limit", "400"]  # enough writing after the first shard that the signal lands in it
   # Ctrl-C in a terminal: SIGINT handled as by default even when the tests themselves run in a
   # background job (which inherits SIGINT ignored, and so would the build).
   proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-  root = data_dir / "masked_faces" / "face_mask_32"
+  root = data_dir / "masked_faces" / "face_mask_64"
   deadline = time.time() + 120
   while time.time() < deadline and not list(root.glob("*incomplete*/*train*")):
     time.sleep(0.1)
@@ -139,16 +139,16 @@ def test_an_interrupted_build_is_never_complete_and_a_rerun_finishes_it(tmp_path
   if sig == signal.SIGINT:
     assert proc.returncode == 130 and "run the same command again" in out
   with pytest.raises(FileNotFoundError, match="no complete dataset"):
-    input_pipeline.find_builder_dir(data_dir, "face_mask_32")
+    input_pipeline.find_builder_dir(data_dir, "face_mask_64")
   assert not (root / "1.0.0" / "dataset_info.json").exists()
 
   done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
   assert done.returncode == 0, done.stdout + done.stderr
-  summary = json.loads((input_pipeline.find_builder_dir(data_dir, "face_mask_32")
+  summary = json.loads((input_pipeline.find_builder_dir(data_dir, "face_mask_64")
                         / "build_summary.json").read_text())
-  assert sum(summary["examples"].values()) + summary["skipped_count"] == 160
+  assert sum(summary["examples"].values()) + summary["skipped_count"] == 400
   assert not list(root.glob("*incomplete*"))
-  assert sum(len(input_pipeline.data_source(data_dir, "face_mask_32", s)) for s in builder.SPLITS) \
+  assert sum(len(input_pipeline.data_source(data_dir, "face_mask_64", s)) for s in builder.SPLITS) \
       == sum(summary["examples"].values())
 
 
