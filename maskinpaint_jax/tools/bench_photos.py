@@ -15,7 +15,6 @@ never used for either. Turned photos: half B of the masked photos turned by each
 
 from __future__ import annotations
 
-import pathlib
 import shlex
 import sys
 import time
@@ -176,14 +175,8 @@ def main(argv, f: flags.FlagValues = flags.FLAGS):
   model_config, g_params, step = checkpoint.load_generator(f.model)
   filler = inference.make_filler(model_config.model, g_params, batch_size=1)
   size = model_config.data.image_size
-  large = inpaint.default_large_model(f.model) if f.large_model is None else f.large_model
-  more, large_name = (), ""
-  if large and large != "none":
-    large_config, large_params, large_step = checkpoint.load_generator(large)
-    more = (paste.Generator(inference.make_filler(large_config.model, large_params, 1),
-                            large_config.data.image_size),)
-    large_name = (f"; for faces of {large_config.data.image_size} px crops and more "
-                  f"{pathlib.Path(large).name} (step {large_step})")
+  more, large_name = inpaint.load_large_model(
+      inpaint.default_large_model(f.model) if f.large_model is None else f.large_model)
   hog = faces_lib.make_finder("hog")
   t0 = time.time()
   loaded = {}

@@ -243,6 +243,25 @@ def default_large_model(workdir) -> str | None:
   return str(large) if workdir is None and (large / checkpoint.MANIFEST).is_file() else None
 
 
+def load_large_model(large_model: str | None) -> tuple[tuple, str]:
+  """((the `paste.Generator` of `large_model`,), a note naming it), or ((), "") for None or
+  "none".
+
+  Raises:
+    SetupError: the model cannot be loaded.
+  """
+  if not large_model or large_model == "none":
+    return (), ""
+  from maskinpaint_jax import checkpoint, inference  # pylint: disable=g-import-not-at-top
+  try:
+    config, params, step = checkpoint.load_generator(large_model)
+  except (FileNotFoundError, ValueError) as e:
+    raise SetupError(f"--large_model: {e}") from e
+  side = config.data.image_size
+  return ((paste.Generator(inference.make_filler(config.model, params, 1), side),),
+          f"; for faces of {side} px crops and more: step {step} of {large_model} ({side} px)")
+
+
 def load_tools(workdir=None, step=None, face_finder="mesh", min_face_size=24,
                mask_check=True, large_model: str | None = "default") -> Tools:
   """The generator of `workdir` (default: the shipped model) at `step`, the face finder named,
@@ -262,16 +281,7 @@ def load_tools(workdir=None, step=None, face_finder="mesh", min_face_size=24,
   filler = inference.make_filler(config.model, g_params, batch_size=1)
   if large_model == "default":
     large_model = default_large_model(workdir)
-  more, large_note = (), ""
-  if large_model and large_model != "none":
-    try:
-      large_config, large_params, large_step = checkpoint.load_generator(large_model)
-    except (FileNotFoundError, ValueError) as e:
-      raise SetupError(f"--large_model: {e}") from e
-    more = (paste.Generator(inference.make_filler(large_config.model, large_params, 1),
-                            large_config.data.image_size),)
-    large_note = (f"; for faces of {large_config.data.image_size} px crops and more: step "
-                  f"{large_step} of {large_model} ({large_config.data.image_size} px)")
+  more, large_note = load_large_model(large_model)
   try:
     finder = faces.make_finder(face_finder, min_face_size=min_face_size)
   except mediapipe_models.ModelMissingError as e:
