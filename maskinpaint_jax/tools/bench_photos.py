@@ -175,8 +175,7 @@ def main(argv, f: flags.FlagValues = flags.FLAGS):
   model_config, g_params, step = checkpoint.load_generator(f.model)
   filler = inference.make_filler(model_config.model, g_params, batch_size=1)
   size = model_config.data.image_size
-  more, large_name = inpaint.load_large_model(
-      inpaint.default_large_model(f.model) if f.large_model is None else f.large_model)
+  more, large_name = inpaint.load_large_model(f.large_model, f.model)
   hog = faces_lib.make_finder("hog")
   t0 = time.time()
   loaded = {}

@@ -236,23 +236,21 @@ class Tools:
   more_generators: tuple = ()
 
 
-def default_large_model(workdir) -> str | None:
-  """The shipped larger model when it is there and the generator is the shipped one."""
-  from maskinpaint_jax import checkpoint  # pylint: disable=g-import-not-at-top
-  large = checkpoint.PRETRAINED_ROOT / "face_mask_128"
-  return str(large) if workdir is None and (large / checkpoint.MANIFEST).is_file() else None
-
-
-def load_large_model(large_model: str | None) -> tuple[tuple, str]:
-  """((the `paste.Generator` of `large_model`,), a note naming it), or ((), "") for None or
-  "none".
+def load_large_model(large_model: str | None, workdir=None) -> tuple[tuple, str]:
+  """((the `paste.Generator` of `large_model`,), a note naming it), or ((), "") for "none".
+  None means the shipped 128 px model, when pretrained/ has one and the main generator is the
+  shipped one (`workdir` None); else none.
 
   Raises:
     SetupError: the model cannot be loaded.
   """
-  if not large_model or large_model == "none":
-    return (), ""
   from maskinpaint_jax import checkpoint, inference  # pylint: disable=g-import-not-at-top
+  if large_model is None:
+    shipped = checkpoint.PRETRAINED_ROOT / "face_mask_128"
+    large_model = (str(shipped) if workdir is None and (shipped / checkpoint.MANIFEST).is_file()
+                   else "none")
+  if large_model == "none":
+    return (), ""
   try:
     config, params, step = checkpoint.load_generator(large_model)
   except (FileNotFoundError, ValueError) as e:
@@ -263,11 +261,11 @@ def load_large_model(large_model: str | None) -> tuple[tuple, str]:
 
 
 def load_tools(workdir=None, step=None, face_finder="mesh", min_face_size=24,
-               mask_check=True, large_model: str | None = "default") -> Tools:
+               mask_check=True, large_model: str | None = None) -> Tools:
   """The generator of `workdir` (default: the shipped model) at `step`, the face finder named,
   and the shipped face check (None with mask_check=False: every face is restored).
-  `large_model`: a generator of a larger input side for larger faces ("default":
-  `default_large_model`; None or "none": none).
+  `large_model`: a generator of a larger input side for larger faces, as
+  `load_large_model` reads it (None: the shipped one, if any; "none": none).
 
   Raises:
     SetupError: a model or the finder's models cannot be loaded.
@@ -279,9 +277,7 @@ def load_tools(workdir=None, step=None, face_finder="mesh", min_face_size=24,
   except (FileNotFoundError, ValueError) as e:
     raise SetupError(str(e)) from e
   filler = inference.make_filler(config.model, g_params, batch_size=1)
-  if large_model == "default":
-    large_model = default_large_model(workdir)
-  more, large_note = load_large_model(large_model)
+  more, large_note = load_large_model(large_model, workdir)
   try:
     finder = faces.make_finder(face_finder, min_face_size=min_face_size)
   except mediapipe_models.ModelMissingError as e:
@@ -308,7 +304,7 @@ def main(argv, f: flags.FlagValues = flags.FLAGS) -> int:
   check_out_dir(f.out)
   try:
     tools = load_tools(f.workdir, f.step, f.face_finder, f.min_face_size, f.mask_check,
-                       f.large_model or "default")
+                       f.large_model)
   except SetupError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
