@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from maskinpaint_jax import images, input_pipeline, masks
+from maskinpaint_jax import errors, faces
 from maskinpaint_jax.faces import align, finders
 
 
@@ -57,8 +58,7 @@ def hash_split(example_id: str) -> str:
   return "validation" if bucket < sum(HASH_SPLIT_PERCENT) else "test"
 
 
-class BuildError(ValueError):
-  """A build that cannot give what was asked for; the message says why and how to fix it."""
+BuildError = errors.BuildError  # a build that cannot give what was asked for, and why
 
 
 class EmptySplitError(BuildError):
@@ -129,6 +129,7 @@ class ScanOptions:
   """How faces are found; part of the scan cache's key."""
   no_face: str = "skip"          # "skip" | "fixed_box" (aligned CelebA)
   min_face_size: int = 40        # px in the source photo
+  face_finder: str = "hog"       # faces.FINDERS: "mesh" frames faces as inpaint does
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,10 +153,11 @@ def photo_pool(workers: int):
     yield functools.partial(pool.imap, chunksize=4)
 
 
-def _finder(min_face_size: int) -> finders.FaceFinder:
+def _finder(min_face_size: int, name: str = "hog") -> finders.FaceFinder:
   global _FINDER
-  if _FINDER is None or _FINDER.min_face_size != min_face_size:
-    _FINDER = finders.FaceFinder(min_face_size=min_face_size)
+  if (_FINDER is None or _FINDER.min_face_size != min_face_size
+      or getattr(_FINDER, "name", None) != name):
+    _FINDER = faces.make_finder(name, min_face_size=min_face_size)
   return _FINDER
 
 
@@ -176,7 +178,7 @@ def _never_raise(fn):
 def scan_task(path: str, opts: ScanOptions) -> dict[str, Any]:
   """Phase 1: load and find the face. The slow part (detection), done once per photo."""
   img = images.load_rgb(path)
-  face = _finder(opts.min_face_size).find_one(img, opts.no_face)
+  face = _finder(opts.min_face_size, opts.face_finder).find_one(img, opts.no_face)
   return dict(landmarks=face.landmarks.round(3).tolist(), source=face.source)
 
 
@@ -227,7 +229,8 @@ class ScanCache:
       stamp = f"{st.st_size}:{st.st_mtime_ns}"
     except OSError:
       stamp = "unstat-able"
-    return f"{os.path.abspath(path)}|{stamp}|{self.opts.no_face}|{self.opts.min_face_size}"
+    key = f"{os.path.abspath(path)}|{stamp}|{self.opts.no_face}|{self.opts.min_face_size}"
+    return key if self.opts.face_finder == "hog" else f"{key}|{self.opts.face_finder}"
 
   def add(self, key: str, result):
     self.entries[key] = result
@@ -255,15 +258,17 @@ class MaskedFaces(tfds.core.GeneratorBasedBuilder):
   def __init__(self, *, src: str | None = None, partition: str | None = None, seed: int = 0,
                imap=map, limit: int | None = None, subset_seed: int = 0,
                require_splits=SPLITS, no_face: str = "skip", min_face_size: int = 40,
-               progress=None, **kwargs):
+               face_finder: str = "hog", progress=None, **kwargs):
     """`imap(fn, tasks)` runs the photo processing in order, e.g. a worker pool's `imap`.
     `limit` draws that many photos at random (seeded by `subset_seed`); a split named in
-    `require_splits` that would be empty raises EmptySplitError before anything is written."""
+    `require_splits` that would be empty raises EmptySplitError before anything is written.
+    `face_finder` (faces.FINDERS): "mesh" finds and frames faces as inpaint does."""
     super().__init__(file_format="array_record", **kwargs)
     self._src, self._partition, self._imap, self._limit = src, partition, imap, limit
     self._subset_seed, self._require_splits = subset_seed, tuple(require_splits)
     self._progress = progress
-    self._scan_opts = ScanOptions(no_face=no_face, min_face_size=min_face_size)
+    self._scan_opts = ScanOptions(no_face=no_face, min_face_size=min_face_size,
+                                  face_finder=face_finder)
     self._render_opts = RenderOptions(occlusion=self.builder_config.occlusion,
                                       size=self.builder_config.size, seed=seed)
     self.report: dict[str, Any] = {}

@@ -3,7 +3,7 @@ r"""Builds the masked-face TFDS datasets from a folder of face photos.
   python -m maskinpaint_jax.tools.build --src ../shared/data/celeba --data_dir data/tfds \
       [--occlusions face_mask,rect] [--size 128] [--workers N] [--limit N [--subset_seed S]] \
       [--seed S] [--preview 16] \
-      [--partition list_eval_partition.txt] [--no_face skip|fixed_box] [--min_face_size 40] \
+      [--partition list_eval_partition.txt] [--no_face skip|fixed_box] [--min_face_size 40] [--face_finder hog|mesh] \
       [--require_splits train,validation,test]
 
 `--occlusions face_mask,rect` builds both. `--limit N` draws N photos at random, stratified by
@@ -57,6 +57,8 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS):
   flags.DEFINE_enum("no_face", "skip", ["skip", "fixed_box"], "Photo without a detected face: "
                     "skip it, or use aligned CelebA's face box.", **d)
   flags.DEFINE_integer("min_face_size", 40, "Smaller faces are skipped (px).", **d)
+  flags.DEFINE_enum("face_finder", "hog", ["hog", "mesh"], "hog: dlib HOG, the paper's; mesh: "
+                    "MediaPipe, which frames faces as inpaint does (faces in the wild).", **d)
   flags.DEFINE_list("require_splits", list(builder_lib.SPLITS), "Splits that must not come out "
                     "empty (training reads train and validation, evaluation test); '' for none.",
                     **d)
@@ -100,7 +102,8 @@ def selection(f) -> dict:
   absolute = lambda p: str(pathlib.Path(p).absolute()) if p else None
   return dict(src=absolute(f.src), partition=absolute(f.partition), limit=f.limit,
               subset_seed=f.subset_seed, seed=f.seed, no_face=f.no_face,
-              min_face_size=f.min_face_size)
+              min_face_size=f.min_face_size,
+              **({"face_finder": f.face_finder} if f.face_finder != "hog" else {}))
 
 
 def check_existing(summary: dict, f, out_dir: pathlib.Path):
@@ -140,7 +143,8 @@ def build_one(f, occlusion: str) -> dict:
   make_builder = lambda imap=map: builder_lib.MaskedFaces(
       config=config, data_dir=data_dir, src=f.src, partition=f.partition, seed=f.seed,
       imap=imap, limit=f.limit, subset_seed=f.subset_seed, require_splits=tuple(f.require_splits),
-      no_face=f.no_face, min_face_size=f.min_face_size, progress=tqdm.tqdm)
+      no_face=f.no_face, min_face_size=f.min_face_size, face_finder=f.face_finder,
+      progress=tqdm.tqdm)
   out_dir = pathlib.Path(make_builder().data_dir)
   summary_path = out_dir / "build_summary.json"
   if (out_dir / "dataset_info.json").exists() and not f.overwrite:
@@ -216,10 +220,7 @@ def build_all(f: flags.FlagValues) -> list[dict]:
 def main(argv, f: flags.FlagValues = flags.FLAGS) -> int:
   cli.no_args(argv)
   try:
-    build_all(f)
-  except builder_lib.BuildError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+    build_all(f)  # errors.BuildError: cli.run prints it and exits with status 2
   except KeyboardInterrupt:
     print("\ninterrupted: the dataset was not finalised; run the same command again to build it",
           file=sys.stderr)
