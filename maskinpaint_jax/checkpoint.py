@@ -19,14 +19,12 @@ import pathlib
 from typing import Any
 
 import flax
-import grain
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
 
-from maskinpaint_jax import errors, models
+from maskinpaint_jax import errors, models, shipped
 
 TRAIN_ITEMS = ("generator", "discriminator", "optimizer", "meta")
 
@@ -37,6 +35,7 @@ def checkpoint_dir(workdir) -> pathlib.Path:
 
 def manager(workdir, keep: int | None = None, asynchronous: bool = True,
             read_only: bool = False) -> ocp.CheckpointManager:
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   options = ocp.CheckpointManagerOptions(
       max_to_keep=keep, create=not read_only, read_only=read_only,
       enable_async_checkpointing=asynchronous)
@@ -52,6 +51,8 @@ def latest_step(workdir) -> int | None:
 def save(mngr: ocp.CheckpointManager, step: int, items: dict[str, Any], data_iterator,
          config: ml_collections.ConfigDict) -> bool:
   """Saves the TRAIN_ITEMS pytrees, the data iterator state and the config at `step`."""
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  import grain  # pylint: disable=g-import-not-at-top
   args = {name: ocp.args.StandardSave(items[name]) for name in TRAIN_ITEMS}
   args["data"] = grain.checkpoint.CheckpointSave(data_iterator)
   args["config"] = ocp.args.JsonSave(config.to_dict())
@@ -62,6 +63,8 @@ def load_train_items(mngr: ocp.CheckpointManager, step: int, abstract_items: dic
                      data_iterator=None) -> dict[str, Any]:
   """Loads every training item into the shapes / shardings of `abstract_items`; the data
   iterator (if given) is set to its saved position in place."""
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  import grain  # pylint: disable=g-import-not-at-top
   args = {name: ocp.args.StandardRestore(abstract_items[name]) for name in TRAIN_ITEMS}
   if data_iterator is not None:
     args["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
@@ -70,6 +73,7 @@ def load_train_items(mngr: ocp.CheckpointManager, step: int, abstract_items: dic
 
 
 def load_config(mngr: ocp.CheckpointManager, step: int) -> ml_collections.ConfigDict:
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   restored = mngr.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
   return ml_collections.ConfigDict(restored["config"])
 
@@ -89,6 +93,7 @@ def load_workdir(workdir, step: int | None = None):
 
   `step=None` takes the newest checkpoint.
   """
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   mngr = manager(workdir, read_only=True)
   available = mngr.all_steps()
   if not available:
@@ -115,12 +120,12 @@ def load_workdir(workdir, step: int | None = None):
 
 
 # --- the shipped model: a generator exported out of a training workdir -------------------------
+# Orbax and Grain are imported where checkpoints are read or written, not for a model folder:
+# restoring a photo never pays for them.
 # pretrained/<name>/ holds generator.msgpack (flax.serialization of G's parameters), config.json
 # (the training config) and manifest.json (step, SHA-256 of the weights). No Orbax, no optimiser:
 # a few MB that git, a wheel or a download can carry and that loads without the training code.
 
-PRETRAINED_ROOT = pathlib.Path(__file__).resolve().parents[1] / "pretrained"
-DEFAULT_PRETRAINED = PRETRAINED_ROOT / "face_mask_64"
 WEIGHTS, CONFIG, MANIFEST = "generator.msgpack", "config.json", "manifest.json"
 
 
@@ -147,16 +152,32 @@ def save_pretrained(out_dir, config, params, step: int, storage: str = "float32"
       jax.tree.map(lambda x: np.asarray(x).astype(storage), params))
   (out / WEIGHTS).write_bytes(blob)
   (out / CONFIG).write_text(config.to_json_best_effort(indent=2) + "\n")
+  _check_shapes(params, generator_shapes(config), out / WEIGHTS)
   manifest = dict(step=int(step), sha256=hashlib.sha256(blob).hexdigest(), bytes=len(blob),
-                  **({"storage": storage} if storage != "float32" else {}), **provenance)
+                  **({"storage": storage} if storage != "float32" else {}), **provenance,
+                  param_shapes=param_shapes(params), architecture=architecture_digest(config))
   (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
   return out
 
 
+def architecture_digest(config) -> str:
+  """SHA-256 of what decides the generator's parameter shapes: config.model (JSON)."""
+  model = config.model.to_dict() if hasattr(config.model, "to_dict") else dict(config.model)
+  return hashlib.sha256(json.dumps(model, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def param_shapes(params) -> dict[str, list[int]]:
+  """{parameter path: shape} of a parameter tree (what manifest.json records)."""
+  return {jax.tree_util.keystr(k): list(np.shape(v))
+          for k, v in jax.tree_util.tree_leaves_with_path(params)}
+
+
 def _check_shapes(params, expected, where: pathlib.Path):
-  got = {jax.tree_util.keystr(k): v.shape for k, v in jax.tree_util.tree_leaves_with_path(params)}
-  want = {jax.tree_util.keystr(k): v.shape
-          for k, v in jax.tree_util.tree_leaves_with_path(expected)}
+  """`expected`: a parameter tree of the architecture, or a `param_shapes` dict."""
+  got = {k: tuple(v) for k, v in param_shapes(params).items()}
+  want = {k: tuple(v) for k, v in (
+      expected.items() if isinstance(expected, dict) and all(
+          isinstance(v, list) for v in expected.values()) else param_shapes(expected).items())}
   if got != want:
     wrong = sorted(set(got) ^ set(want)) or [k for k in want if got[k] != want[k]]
     detail = "; ".join(f"{k}: {got.get(k)} vs config {want.get(k)}" for k in wrong[:3])
@@ -167,7 +188,7 @@ def _check_shapes(params, expected, where: pathlib.Path):
 def load_pretrained(model_dir=None):
   """(config, generator parameters, step) of an exported model folder (default: the shipped
   one). A missing, corrupt or mismatched file is a clear error."""
-  model_dir = pathlib.Path(model_dir or DEFAULT_PRETRAINED)
+  model_dir = pathlib.Path(model_dir or shipped.model_dir())
   missing = [n for n in (WEIGHTS, CONFIG, MANIFEST) if not (model_dir / n).is_file()]
   if missing:
     raise errors.NotFoundError(f"{model_dir} is not a pretrained model folder: {missing} missing "
@@ -183,9 +204,14 @@ def load_pretrained(model_dir=None):
   except Exception as e:  # pylint: disable=broad-except
     raise errors.MismatchError(
         f"{model_dir / WEIGHTS} cannot be read as flax msgpack: {e}") from None
-  _check_shapes(params, generator_shapes(config), model_dir / WEIGHTS)
+  # The shapes the export checked against the architecture, when the manifest records them for
+  # this very config.model: tracing the model to rebuild them costs about a second per
+  # generator at start-up.
+  recorded = (manifest.get("param_shapes")
+              if manifest.get("architecture") == architecture_digest(config) else None)
+  _check_shapes(params, recorded or generator_shapes(config), model_dir / WEIGHTS)
   # float16 storage computes in float32, as trained.
-  return config, jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params), int(
+  return config, jax.tree.map(lambda x: np.asarray(x, np.float32), params), int(
       manifest["step"])
 
 
@@ -196,6 +222,6 @@ def load_generator(source=None, step: int | None = None):
     return load_workdir(source, step)  # a workdir (or an error saying there is none)
   if step is not None:
     raise errors.MismatchError(
-        f"--step applies to a training workdir; {source or DEFAULT_PRETRAINED} "
+        f"--step applies to a training workdir; {source or shipped.model_dir()} "
                      "is an exported model with one step")
   return load_pretrained(source)

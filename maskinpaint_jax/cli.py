@@ -105,6 +105,19 @@ def _config_overrides(argv):
   return [a for a in argv[1:] if a.startswith("--config.")]
 
 
+def config_overrides(argv, config) -> dict:
+  """{"data.data_dir": value, ...}: each `--config.a.b=...` of `argv`, with its parsed value
+  read from `config` (the config the flag parsed it into)."""
+  out = {}
+  for arg in _config_overrides(argv):
+    key = arg[len("--config."):].split("=", 1)[0]
+    value = config
+    for part in key.split("."):
+      value = value[part]
+    out[key] = value
+  return out
+
+
 def parse_or_exit(argv, fv: flags.FlagValues = flags.FLAGS) -> list[str]:
   """`fv(argv)` (argv[0] is the program), or one `error:` line on stderr and exit status 2."""
   argv = ["--help" if a == "-h" else a for a in argv]  # absl knows --help, -?, not -h
@@ -146,5 +159,5 @@ def run(main):
       sys.exit(e.exitcode)
     except errors.ActionableError as e:  # expected: what went wrong and what to do, no traceback
       sys.stderr.write(f"error: {e}\n")
-      sys.exit(1)
+      sys.exit(e.exit_code)
   app.run(quiet_main, flags_parser=parse_or_exit)

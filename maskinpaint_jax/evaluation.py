@@ -13,6 +13,7 @@ masked | Telea | NS | ours raw | ours composite). The program is `tools/evaluate
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 import time
 
@@ -22,7 +23,7 @@ import tqdm
 from maskinpaint_jax import images as image_utils
 from maskinpaint_jax import masks as mask_lib
 from maskinpaint_jax import (baselines, checkpoint, errors, inference, input_pipeline, metrics,
-                             reporting, runlog)
+                             reporting, runlog, shipped)
 from maskinpaint_jax.runlog import METHODS, METRICS
 
 
@@ -98,16 +99,36 @@ def eval_names(config, saved_config) -> str:
   return config.data.get("eval_datasets") or saved_config.data.train_datasets
 
 
+def apply_overrides(config, overrides: dict):
+  """A copy of `config` with `overrides` ({"data.data_dir": value, ...}) set.
+
+  Raises:
+    errors.MismatchError: a field the config does not have.
+  """
+  config = config.copy_and_resolve_references()
+  for key, value in overrides.items():
+    *parents, leaf = key.split(".")
+    node = config
+    for part in parents:
+      node = node.get(part) if hasattr(node, "get") else None
+    if node is None or not hasattr(node, "get") or leaf not in node:
+      raise errors.MismatchError(f"--config.{key}: the model's config has no such field")
+    with node.unlocked() if hasattr(node, "unlocked") else contextlib.nullcontext():
+      node[leaf] = value
+  return config
+
+
 def evaluate_model(config, workdir: str, *, split="test", step=None, out=None,
                    limit=None, batch_size=32, identity=True,
-                   num_samples=8) -> tuple[pathlib.Path, dict]:
+                   num_samples=8, overrides: dict | None = None) -> tuple[pathlib.Path, dict]:
   """Evaluates the generator of `workdir` (a training workdir or an exported model folder;
-  None = the shipped model); `config` None means the checkpoint's own config."""
+  None = the shipped model); `config` None means the checkpoint's own config, with
+  `overrides` ({"data.data_dir": value, ...}) applied to it."""
   saved_config, g_params, step = checkpoint.load_generator(workdir, step)
   if workdir is None:  # the shipped model: results go under runs/, never into pretrained/
-    out = out or pathlib.Path("runs") / "eval" / checkpoint.DEFAULT_PRETRAINED.name / split
-    workdir = checkpoint.DEFAULT_PRETRAINED
-  config = config or saved_config
+    out = out or pathlib.Path("runs") / "eval" / shipped.GENERATOR / split
+    workdir = shipped.model_dir()
+  config = config or apply_overrides(saved_config, overrides or {})
   if config.data.image_size != saved_config.data.image_size:
     raise errors.MismatchError(
         f"the checkpoint was trained at {saved_config.data.image_size} px, the "

@@ -15,9 +15,15 @@ import cv2
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from maskinpaint_jax import errors
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 # Photos above this many pixels are refused (decompression bombs); 6000x4000 is 24 Mpx.
 MAX_PIXELS = 120_000_000
+
+
+class HoleSizeError(errors.MismatchError):
+  """A hole map whose size is not the photo's (the photo itself is fine)."""
 
 
 class ImageLoadError(Exception):
@@ -209,7 +215,8 @@ def load_hole(path: str | os.PathLike, shape_hw: tuple[int, int]) -> np.ndarray:
   photos are.
 
   Raises:
-    ImageLoadError: unreadable, or its size differs from `shape_hw` (both sizes named).
+    ImageLoadError: unreadable.
+    HoleSizeError: its size differs from `shape_hw` (both sizes named).
   """
   path = pathlib.Path(path)
   try:
@@ -225,6 +232,6 @@ def load_hole(path: str | os.PathLike, shape_hw: tuple[int, int]) -> np.ndarray:
     raise ImageLoadError(f"hole {path.name}: cannot read it ({e})") from e
   h, w = shape_hw
   if values.shape != (h, w):
-    raise ImageLoadError(f"hole {path.name} is {values.shape[1]}x{values.shape[0]} px, the photo "
+    raise HoleSizeError(f"hole {path.name} is {values.shape[1]}x{values.shape[0]} px, the photo "
                          f"{w}x{h} px: draw the hole at the photo's size")
   return (values > 127.5).astype(np.uint8)

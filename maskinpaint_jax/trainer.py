@@ -290,19 +290,19 @@ def make_validator(g, split: str, batch, writer: runlog.MetricsWriter, workdir: 
 
 
 def exit_if_nonfinite(bad: int, step: int, mngr, workdir: pathlib.Path):
-  """Stops with status 3, saving nothing, if any update so far was skipped as non-finite: the
-  checkpoints on disk stay the last good ones. `bad`: the state's count of skipped steps."""
+  """Raises errors.NonFiniteLossError (a program exits with status 3), saving nothing, if any
+  update so far was skipped as non-finite: the checkpoints on disk stay the last good ones.
+  `bad`: the state's count of skipped steps."""
   if not bad:
     return
   mngr.wait_until_finished()
   good = mngr.latest_step()
   where = (f"the last good checkpoint is step {good} in {checkpoint.checkpoint_dir(workdir)}"
            if good is not None else "no checkpoint was written yet")
-  if is_main():
-    print(f"ERROR: non-finite loss or gradient in {bad} step(s) before step {step} (those "
-          f"updates were skipped): training stopped without saving; {where}. Lower the "
-          "learning rate or check the data, then resume.", file=sys.stderr, flush=True)
-  raise SystemExit(3)
+  raise errors.NonFiniteLossError(
+      f"non-finite loss or gradient in {bad} step(s) before step {step} (those updates were "
+      f"skipped): training stopped without saving; {where}. Lower the learning rate or check "
+      "the data, then resume.")
 
 
 def due(step: int, total_steps: int, every: int) -> bool:
@@ -363,15 +363,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
 
 def finish(last: dict[str, Any], step: int, start_step: int, total_steps: int, signum):
-  """The run's last metrics; a stop by Ctrl-C exits with status 130 (SIGTERM: a normal return,
-  which callers tell from a finished run by last["step"])."""
+  """The run's last metrics; a stop by Ctrl-C raises errors.TrainingInterrupted (a program exits
+  with status 130; SIGTERM: a normal return, which callers tell from a finished run by
+  last["step"])."""
   last["step"] = step
   if signum is not None or step < total_steps:
     say(f"stopped at step {step}; checkpoint saved. Run the same command to resume.")
   elif start_step >= total_steps:
     say(f"nothing to do: the checkpoint is already at step {start_step} of {total_steps}")
   if signum == signal.SIGINT:
-    raise SystemExit(130)
+    raise errors.TrainingInterrupted(f"interrupted at step {step}; checkpoint saved")
   return last
 
 

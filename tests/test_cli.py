@@ -37,7 +37,12 @@ PROGRAMS = {
     "maskinpaint_jax.tools.profiling": ["trace_dir"],
     "maskinpaint_jax.tools.gpu_check": ["--out", "/tmp/out"],
     "maskinpaint_jax.tools.model_summary": ["--config", str(REPO / "configs" / "tiny.py")],
+    "maskinpaint_jax.tools.bench_wild": ["--limit", "3"],
+    "maskinpaint_jax.tools.bench_startup": ["--runs", "2"],
+    "maskinpaint_jax.tools.link_photos": ["--src", "/a,/b", "--out", "/tmp/x"],
 }
+# Entry points that run a program of PROGRAMS by name (maskinpaint_jax.commands).
+ENTRY_POINTS = {"maskinpaint_jax.train"}
 
 
 def test_every_python_m_program_of_the_project_is_listed():
@@ -45,7 +50,7 @@ def test_every_python_m_program_of_the_project_is_listed():
   mains = {str(p.relative_to(REPO).with_suffix("")).replace("/", ".")
            for d in ("data_prep", "maskinpaint_jax") for p in (REPO / d).rglob("*.py")
            if re.search(r'^if __name__ == "__main__":', p.read_text(), re.M)}
-  assert mains == set(PROGRAMS)
+  assert mains == set(PROGRAMS) | ENTRY_POINTS
 
 
 @pytest.mark.parametrize("name", sorted(PROGRAMS))

@@ -9,7 +9,8 @@ import subprocess
 import pytest
 
 from conftest import REPO
-from maskinpaint_jax.tools import gpu_check, profiling
+from maskinpaint_jax import profiling
+from maskinpaint_jax.tools import gpu_check
 
 
 def fake_probe(fits_up_to: int, fail_at: int | None = None):

@@ -79,6 +79,62 @@ def is_program(name: str) -> bool:
   return name.startswith("maskinpaint_jax.tools.")
 
 
+# `python -m maskinpaint_jax.train` (the design card's command) and `python -m maskinpaint_jax`:
+# thin entry points that hand over to `commands`, which runs the program by name.
+ENTRY_POINTS = {"maskinpaint_jax.train": {"maskinpaint_jax.commands"},
+                "maskinpaint_jax.__main__": {"maskinpaint_jax.commands"}}
+
+
+@pytest.mark.parametrize("name, imports", sorted(import_graph().items()))
+def test_no_program_imports_a_program(name, imports):
+  """What two programs share lives in the library (photo sets, the restorer, profiling ...)."""
+  if is_program(name):
+    assert not [m for m in imports if is_program(m)], \
+        f"{name} imports the program(s) {sorted(m for m in imports if is_program(m))}"
+
+
+def test_entry_points_only_hand_over_to_commands():
+  graph = import_graph()
+  for name, allowed in ENTRY_POINTS.items():
+    assert graph[name] == allowed, f"{name} imports {graph[name]}"
+
+
+def exits_in(path: pathlib.Path) -> list[int]:
+  """Lines of `path` that raise SystemExit or call sys.exit / os._exit / exit."""
+  lines = []
+  for node in ast.walk(ast.parse(path.read_text())):
+    if isinstance(node, ast.Raise) and node.exc is not None:
+      target = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+      if isinstance(target, ast.Name) and target.id == "SystemExit":
+        lines.append(node.lineno)
+    elif isinstance(node, ast.Call):
+      f = node.func
+      if (isinstance(f, ast.Attribute) and f.attr in ("exit", "_exit")
+          and isinstance(f.value, ast.Name) and f.value.id in ("sys", "os")) or (
+              isinstance(f, ast.Name) and f.id == "exit"):
+        lines.append(node.lineno)
+  return lines
+
+
+def test_exits_in_planted_code_are_found(tmp_path):
+  planted = tmp_path / "m.py"
+  planted.write_text("import sys\ndef f():\n  raise SystemExit(3)\ndef g():\n  sys.exit(1)\n")
+  assert exits_in(planted) == [3, 5]
+
+
+# Where the process may end: the programs, and the two modules that run them and map the typed
+# errors of errors.py to exit codes (cli.run) or dispatch the `maskinpaint` command.
+EXIT_ALLOWED = {"maskinpaint_jax.cli", "maskinpaint_jax.commands"}
+
+
+def test_the_library_raises_and_only_programs_exit():
+  for name, path in project_modules().items():
+    if is_program(name) or name in EXIT_ALLOWED:
+      continue
+    assert not exits_in(path), f"{name} ends the process at line(s) {exits_in(path)}: raise " \
+        "a typed error of errors.py instead (cli.run maps it to an exit code)"
+
+
 @pytest.mark.parametrize("name, imports", sorted(import_graph().items()))
 def test_arrows_point_from_programs_to_the_library_never_back(name, imports):
   if is_program(name):
@@ -89,7 +145,7 @@ def test_arrows_point_from_programs_to_the_library_never_back(name, imports):
         f"{name}: the library reads built datasets through input_pipeline, never data_prep"
   if name.startswith("maskinpaint_jax.faces"):
     allowed = ("maskinpaint_jax.faces", "maskinpaint_jax.masks", "maskinpaint_jax.images",
-               "maskinpaint_jax.errors")
+               "maskinpaint_jax.errors", "maskinpaint_jax.shipped", "maskinpaint_jax.programs")
     assert all(m.startswith(allowed) for m in imports), \
         f"{name}: the real-photo front end needs no model, training or evaluation code"
 
@@ -99,7 +155,7 @@ def test_programs_are_in_tools_and_only_there():
     runs = re.search(r'^if __name__ == "__main__":', path.read_text(), re.M) is not None
     if is_program(name):
       assert runs, f"{name} is in tools/ but is not a program"
-    else:
+    elif name not in ENTRY_POINTS:
       assert not runs, f"{name} is a program outside maskinpaint_jax/tools/"
 
 

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from maskinpaint_jax import faces, images
+from maskinpaint_jax import faces, images, photo_sets
 from maskinpaint_jax.faces import finders, mediapipe_models
 from maskinpaint_jax.faces import mesh as mesh_faces
-from maskinpaint_jax.tools import bench_faces
 
 REALMASK = REPO / "sample_data" / "realmask"
 DOGS = REPO / "sample_data" / "no_face" / "dogs.jpg"
@@ -89,8 +88,8 @@ def test_eyes_agree_with_dlib_where_hog_finds_the_masked_face(finder, hog):
 
 
 def test_no_face_in_dogs_cat_noise_and_textures(finder):
-  negatives = [("dogs.jpg", images.load_rgb(DOGS))] + bench_faces.synthetic_no_face(seed=0)
-  negatives += bench_faces.skimage_no_face()  # a cat, coffee, coins... (scikit-image: dev)
+  negatives = [("dogs.jpg", images.load_rgb(DOGS))] + photo_sets.synthetic_no_face(seed=0)
+  negatives += photo_sets.skimage_no_face()  # a cat, coffee, coins... (scikit-image: dev)
   false = {name: len(finder.find_any_size(img)) for name, img in negatives}
   assert not any(false.values()), {k: v for k, v in false.items() if v}
 
@@ -121,7 +120,7 @@ def test_interface_find_one_and_policies(finder):
   assert isinstance(finder, finders.FaceFinder) and finder.name == "mesh"
   img = images.load_rgb(REALMASK / "with_mask317.jpg")
   assert finder.find_one(img).box == finder.find_all(img)[0].box
-  noise = bench_faces.synthetic_no_face(seed=1, n_noise=1, n_texture=0)[0][1]
+  noise = photo_sets.synthetic_no_face(seed=1, n_noise=1, n_texture=0)[0][1]
   with pytest.raises(finders.NoFaceError, match="no face found"):
     finder.find_one(noise)
   face = finder.find_one(noise[:218, :178], no_face="fixed_box")

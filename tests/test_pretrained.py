@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from maskinpaint_jax import checkpoint, inference, models
+from maskinpaint_jax import checkpoint, inference, models, shipped
 
 
 @functools.cache
@@ -81,7 +81,7 @@ def test_corrupt_or_missing_files_are_clear_errors(tmp_path):
 
 
 def test_shipped_model_loads():
-  if not (checkpoint.DEFAULT_PRETRAINED / "generator.msgpack").exists():
+  if not (shipped.model_dir() / "generator.msgpack").exists():
     pytest.fail("pretrained/ has no shipped model")
   config, params, step = checkpoint.load_pretrained()
   assert step > 0 and config.data.image_size == 64

@@ -8,58 +8,15 @@ import dataclasses
 import cv2
 import numpy as np
 import pytest
-from absl import app
 from PIL import Image
 
 from conftest import REPO
-from maskinpaint_jax import cli, images
+from maskinpaint_jax import batch, cli, errors, images, restorer
 from maskinpaint_jax.faces import align, finders, paste, restore
 from maskinpaint_jax.tools import inpaint
 
-# dlib's 68 landmarks of sample_data/photos/obama.jpg (1137 x 910 px).
-OBAMA = REPO / "sample_data" / "photos" / "obama.jpg"
-LANDMARKS = np.load(REPO / "tests" / "assets" / "obama_landmarks.npy")
-
-
-def face_from(landmarks) -> finders.Face:
-  (x0, y0), (x1, y1) = landmarks.min(0), landmarks.max(0)
-  return finders.Face((int(y0), int(x1), int(y1), int(x0)), landmarks, "hog")
-
-
-class FixedFinder:
-  """Finds the face at LANDMARKS when the photo has Obama's shape and is upright (the red
-  corner, painted by `marked`, top left); no face otherwise."""
-
-  def find_any_size(self, photo):
-    upright = photo.shape[:2] == (1137, 910) and photo[:4, :4, 0].mean() > 200 \
-        and photo[:4, :4, 1].mean() < 50
-    return [face_from(LANDMARKS)] if upright else []
-
-
-@dataclasses.dataclass
-class FakeCheck:
-  """Says every face wears a mask (or none does); upright when the red corner is top left."""
-  mask: bool = True
-
-  def upright_probability(self, photo, found):
-    upright = photo[:4, :4, 0].mean() > 200 and photo[:4, :4, 1].mean() < 50
-    return float(upright and bool(found))
-
-  def wears_mask(self, photo, face):
-    return self.mask
-
-
-def constant_filler(value):
-  def fill(crops, holes):
-    out = np.full_like(crops, value)
-    return out, np.where(holes > 0, out, crops)
-  return fill
-
-
-def marked(photo):
-  photo = photo.copy()
-  photo[:4, :4] = (255, 0, 0)
-  return photo
+from stand_ins import (LANDMARKS, OBAMA, FakeCheck, FixedFinder, constant_filler, face_from,
+                       marked)
 
 
 def test_a_face_without_a_mask_is_left_untouched():
@@ -172,7 +129,7 @@ def test_outputs_keep_what_tells_inputs_apart(tmp_path):
   (tmp_path / "b").mkdir()
   for rel in ("p.jpg", "p.png", "a/x.jpg", "b/x.jpg", "q.jpg"):
     (tmp_path / rel).write_bytes(b"x")
-  jobs = inpaint.plan_jobs([str(tmp_path), str(tmp_path / "q.jpg")])  # q given twice
+  jobs = batch.plan_jobs([str(tmp_path), str(tmp_path / "q.jpg")]).jobs  # q given twice
   stems = sorted(str(j.stem) for j in jobs)
   assert stems == ["a/x", "b/x", "p_jpg", "p_png", "q"]
 
@@ -181,20 +138,20 @@ def test_two_inputs_with_one_output_name_are_an_error_naming_both(tmp_path):
   for d in ("a", "b"):
     (tmp_path / d).mkdir()
     (tmp_path / d / "x.jpg").write_bytes(b"x")
-  with pytest.raises(app.UsageError, match=r"a/x.jpg and .*b/x.jpg would both be written"):
-    inpaint.plan_jobs([str(tmp_path / "a" / "x.jpg"), str(tmp_path / "b" / "x.jpg")])
+  with pytest.raises(errors.UsageError, match=r"a/x.jpg and .*b/x.jpg would both be written"):
+    batch.plan_jobs([str(tmp_path / "a" / "x.jpg"), str(tmp_path / "b" / "x.jpg")])
 
 
 def test_an_output_folder_that_is_a_file_is_refused_before_any_work(tmp_path):
   (tmp_path / "out").write_text("")
-  with pytest.raises(app.UsageError, match="cannot create the output folder"):
-    inpaint.check_out_dir(str(tmp_path / "out"))
+  with pytest.raises(errors.UsageError, match="cannot create the output folder"):
+    batch.check_out_dir(str(tmp_path / "out"))
 
 
 @pytest.fixture
 def stand_in_tools(monkeypatch):
-  tools = inpaint.Tools(64, constant_filler(128), FixedFinder(), FakeCheck(), "stand-ins")
-  monkeypatch.setattr(inpaint, "load_tools", lambda *a, **k: tools)
+  tools = restorer.Restorer(64, constant_filler(128), FixedFinder(), FakeCheck(), "stand-ins")
+  monkeypatch.setattr(restorer, "load_restorer", lambda *a, **k: tools)
   return tools
 
 
@@ -225,7 +182,7 @@ def test_every_file_is_accounted_for_whatever_its_extension(tmp_path, stand_in_t
 def test_a_photo_without_a_mask_is_reported_and_not_a_failure(tmp_path, stand_in_tools,
                                                               monkeypatch, capsys):
   tools = dataclasses.replace(stand_in_tools, checker=FakeCheck(mask=False))
-  monkeypatch.setattr(inpaint, "load_tools", lambda *a, **k: tools)
+  monkeypatch.setattr(restorer, "load_restorer", lambda *a, **k: tools)
   Image.fromarray(marked(images.load_rgb(OBAMA))).save(tmp_path / "plain.png")
   code = cli.call(inpaint, [str(tmp_path / "plain.png"), "-o", str(tmp_path / "out")])
   log = capsys.readouterr()
@@ -265,8 +222,35 @@ def test_the_users_hole_in_every_form(tmp_path, mode, suffix):
 
 def test_a_hole_of_another_size_is_an_error_naming_both_sizes(tmp_path):
   Image.fromarray(np.zeros((40, 60), np.uint8)).save(tmp_path / "h.png")
-  with pytest.raises(images.ImageLoadError, match="hole h.png is 60x40 px, the photo 80x50 px"):
+  with pytest.raises(images.HoleSizeError, match="hole h.png is 60x40 px, the photo 80x50 px"):
     images.load_hole(tmp_path / "h.png", (50, 80))
+
+
+def test_a_hole_map_of_the_wrong_size_is_reported_as_such_not_as_an_unreadable_photo(
+    tmp_path, stand_in_tools, capsys):
+  Image.fromarray(marked(images.load_rgb(OBAMA))).save(tmp_path / "p.png")
+  Image.fromarray(np.zeros((40, 60), np.uint8)).save(tmp_path / "h.png")
+  code = cli.call(inpaint, [str(tmp_path / "p.png"), "-o", str(tmp_path / "o"), "--hole",
+                            str(tmp_path / "h.png")])
+  log = capsys.readouterr()
+  assert code == 1
+  assert "p.png: hole h.png is 60x40 px, the photo 910x1137 px" in log.err
+  assert "0 unreadable + 1 wrong hole = 1 file(s)" in log.out
+
+
+def test_the_part_of_a_hole_outside_every_face_is_reported(tmp_path, stand_in_tools, capsys):
+  photo = marked(images.load_rgb(OBAMA))
+  Image.fromarray(photo).save(tmp_path / "p.png")
+  hole = np.zeros(photo.shape[:2], np.uint8)
+  cx, cy = LANDMARKS[48:68].mean(0).astype(int)
+  hole[cy - 40:cy + 40, cx - 60:cx + 60] = 255     # on the mouth
+  hole[1080:1130, 10:60] = 255                      # 2,500 px in a corner, on no face
+  Image.fromarray(hole).save(tmp_path / "h.png")
+  code = cli.call(inpaint, [str(tmp_path / "p.png"), "-o", str(tmp_path / "o"), "--hole",
+                            str(tmp_path / "h.png")])
+  log = capsys.readouterr()
+  assert code == 0
+  assert "2500 px of the given hole lie outside every restored face" in log.out
 
 
 def test_save_hole_output_given_back_restores_the_same_hole(tmp_path, stand_in_tools, capsys):
@@ -320,10 +304,10 @@ def test_a_hole_flag_that_cannot_serve_is_refused_before_any_work(tmp_path, stan
   Image.fromarray(marked(images.load_rgb(OBAMA))).save(tmp_path / "p.png")
   Image.fromarray(marked(images.load_rgb(OBAMA))).save(tmp_path / "q.png")
   Image.fromarray(np.zeros((1137, 910), np.uint8)).save(tmp_path / "h.png")
-  with pytest.raises(app.UsageError, match="no such file or folder"):
+  with pytest.raises(errors.UsageError, match="no such file or folder"):
     cli.call(inpaint, [str(tmp_path / "p.png"), "-o", str(tmp_path / "o"), "--hole",
                        str(tmp_path / "missing")])
-  with pytest.raises(app.UsageError, match="--hole is one file"):
+  with pytest.raises(errors.UsageError, match="--hole is one file"):
     cli.call(inpaint, [str(tmp_path / "p.png"), str(tmp_path / "q.png"), "-o",
                        str(tmp_path / "o"), "--hole", str(tmp_path / "h.png")])
   assert not (tmp_path / "o").exists()
@@ -366,3 +350,41 @@ def test_each_face_goes_through_the_generator_its_crop_size_picks():
     expected = 128 if side >= 128 else 64
     assert calls[-1] == (expected, expected), (side, calls)
   assert [c[0] for c in calls] == [128, 64]
+
+
+# --- the photo's own colours -------------------------------------------------------------------
+
+def _sepia(grey: np.ndarray) -> np.ndarray:
+  """A brown tint that is a function of brightness (as old prints are), JPEG-compressed."""
+  g = grey.astype(np.float64)
+  rgb = np.stack([g * 1.0 + 20, g * 0.85 + 10, g * 0.6], axis=-1).clip(0, 255).astype(np.uint8)
+  ok, buf = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
+  return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+
+
+def _colourful(size=64):
+  rng = np.random.default_rng(3)
+  return cv2.resize(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), (size, size),
+                    interpolation=cv2.INTER_CUBIC)
+
+
+def test_keep_tint_gives_a_sepia_photos_hole_the_photos_own_tint():
+  rng = np.random.default_rng(0)
+  grey = cv2.resize(rng.integers(0, 256, (8, 8), dtype=np.uint8), (64, 64),
+                    interpolation=cv2.INTER_CUBIC)
+  crop = _sepia(grey)
+  hole = np.zeros((64, 64), np.uint8)
+  hole[32:56, 12:52] = 1
+  out = paste.keep_tint(_colourful(), crop, hole)
+  # The reference: the sepia transform itself applied to the output's own brightness.
+  luma = cv2.cvtColor(out, cv2.COLOR_RGB2YCrCb)[..., 0]
+  expected = cv2.cvtColor(_sepia(luma), cv2.COLOR_RGB2YCrCb)[..., 1:].astype(int)
+  got = cv2.cvtColor(out, cv2.COLOR_RGB2YCrCb)[..., 1:].astype(int)
+  assert np.abs(got - expected)[hole > 0].mean() < 3
+
+
+def test_keep_tint_leaves_a_colour_photo_as_the_generator_drew_it():
+  crop, raw = _colourful(), _colourful()[::-1]
+  hole = np.zeros((64, 64), np.uint8)
+  hole[32:56, 12:52] = 1
+  np.testing.assert_array_equal(paste.keep_tint(raw, crop, hole), raw)

@@ -25,7 +25,7 @@ import pytest
 
 from conftest import REPO, build_datasets, mock_source, mocked_datasets, run_cli, tiny_config
 from maskinpaint_jax import masks
-from maskinpaint_jax import checkpoint, cli, input_pipeline
+from maskinpaint_jax import checkpoint, cli, errors, input_pipeline
 from maskinpaint_jax import train_step, trainer
 from maskinpaint_jax.tools import train
 
@@ -272,12 +272,11 @@ def test_a_nan_stops_training_before_a_bad_checkpoint_is_written(four_steps, moc
         **head, "kernel": head["kernel"] * np.nan}}), step
 
   monkeypatch.setattr(trainer, "load_or_init", load_poisoned)
-  with pytest.raises(SystemExit) as exit_:
+  with pytest.raises(errors.NonFiniteLossError) as error:
     _train(mock_data, workdir, **dict(FOUR_STEPS, num_train_steps=12))
-  assert exit_.value.code == 3
-  err = capsys.readouterr().err
-  assert "non-finite loss or gradient in 2 step(s) before step 6" in err
-  assert "last good checkpoint is step 4" in err
+  assert error.value.exit_code == 3
+  assert "non-finite loss or gradient in 2 step(s) before step 6" in str(error.value)
+  assert "last good checkpoint is step 4" in str(error.value)
   assert _steps(workdir) == [2, 4]
 
 

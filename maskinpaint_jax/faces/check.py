@@ -24,12 +24,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from maskinpaint_jax import errors
+from maskinpaint_jax import errors, programs, shipped
 from maskinpaint_jax.faces import align, finders
 
 CROP_SIZE = 64        # px, the network's input side
 CROP_SCALE = 1.5      # the crop's side over the larger side of the detector's box
-DEFAULT_DIR = pathlib.Path(__file__).resolve().parents[2] / "pretrained" / "face_check"
 WEIGHTS, MANIFEST = "face_check.msgpack", "manifest.json"
 
 
@@ -68,15 +67,24 @@ class FaceCheck:
     self.params = params
     self.mask_threshold = mask_threshold
     self.turn_threshold = turn_threshold
-    self._apply = jax.jit(FaceCheckNet().apply)
+    self._programs = {}  # batch size -> compiled net (programs.cached_program)
+
+  def _apply(self, crops: np.ndarray):
+    n = len(crops)
+    if n not in self._programs:
+      self._programs[n] = programs.cached_program(
+          lambda params, x: FaceCheckNet().apply({"params": params}, x),
+          (self.params, jax.ShapeDtypeStruct(crops.shape, np.uint8)), key="face_check")
+    return self._programs[n](self.params, crops)
 
   def predict(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(N, 4) orientation probabilities, (N,) mask probabilities of uint8 (N, 64, 64, 3) crops:
     the mean of the crop's and its mirror image's answers (a mirrored turn of 90 degrees is a
     turn of 270)."""
-    both = jnp.asarray(np.concatenate([crops, crops[:, :, ::-1]]))
-    turn, mask = self._apply({"params": self.params}, both)
-    turn, mask = np.asarray(jax.nn.softmax(turn)), np.asarray(jax.nn.sigmoid(mask))
+    both = np.ascontiguousarray(np.concatenate([crops, crops[:, :, ::-1]]), np.uint8)
+    turn, mask = (np.asarray(x, np.float64) for x in self._apply(both))
+    turn = np.exp(turn - turn.max(axis=-1, keepdims=True))
+    turn, mask = turn / turn.sum(axis=-1, keepdims=True), 1 / (1 + np.exp(-mask))
     n = len(crops)
     return (turn[:n] + turn[n:][:, [0, 3, 2, 1]]) / 2, (mask[:n] + mask[n:]) / 2
 
@@ -118,12 +126,18 @@ def load(model_dir=None) -> FaceCheck:
       tools/train_face_check).
   """
   from flax import serialization  # pylint: disable=g-import-not-at-top
-  model_dir = pathlib.Path(model_dir or DEFAULT_DIR)
+  model_dir = pathlib.Path(model_dir or shipped.model_dir(shipped.FACE_CHECK))
   if not (model_dir / WEIGHTS).exists():
     raise errors.NotFoundError(f"no face check in {model_dir}: train one with python -m "
                             "maskinpaint_jax.tools.train_face_check")
   manifest = json.loads((model_dir / MANIFEST).read_text())
-  template = FaceCheckNet().init(jax.random.key(0),
-                                 jnp.zeros((1, CROP_SIZE, CROP_SIZE, 3), jnp.uint8))["params"]
+  # eval_shape: the parameters' shapes without running the initialisers (the file replaces them).
+  template = jax.eval_shape(FaceCheckNet().init, jax.random.key(0),
+                            jnp.zeros((1, CROP_SIZE, CROP_SIZE, 3), jnp.uint8))["params"]
   params = serialization.from_bytes(template, (model_dir / WEIGHTS).read_bytes())
+  shapes = lambda tree: [(jax.tree_util.keystr(k), tuple(np.shape(v)))
+                         for k, v in jax.tree_util.tree_leaves_with_path(tree)]
+  if shapes(params) != shapes(template):
+    raise errors.MismatchError(f"{model_dir / WEIGHTS} does not match the face check's "
+                               "architecture (saved by another version of this code?)")
   return FaceCheck(params, manifest["mask_threshold"], manifest["turn_threshold"])

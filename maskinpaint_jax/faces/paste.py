@@ -57,6 +57,74 @@ def match_colours(raw: np.ndarray, crop: np.ndarray, hole: np.ndarray) -> np.nda
   return np.clip(np.round(raw * gain + offset), 0, 255).astype(np.uint8)
 
 
+# A photo is black-and-white or tinted (sepia, cyanotype) when its chroma is a function of its
+# luma: the RMS residual of a quadratic fit of Cr and Cb on Y, over the face crop outside the
+# hole, at most TINT_RESIDUAL levels. Chosen on nomask/ half A (photo_sets), face crops at 128
+# px: grey versions 0.0 and sepia versions (JPEG q85) at most 2.49; of the 111 colour photos, 7
+# at most 2.5 and all of them nearly grey already (mean |chroma| under 5 levels), the median 4.5.
+TINT_RESIDUAL = 2.5
+
+
+def keep_tint(raw: np.ndarray, crop: np.ndarray, hole: np.ndarray) -> np.ndarray:
+  """The generator's output `raw` with the photo's own colour where the photo has none of its
+  own: on a black-and-white or tinted photo (see TINT_RESIDUAL) each output pixel's chroma is
+  the one the photo has at that luma (a grey photo stays grey, a sepia one keeps its tint); on a
+  colour photo `raw` is returned as it is. raw, crop: (S, S, 3) uint8 RGB; hole: (S, S) {0, 1}.
+  """
+  visible = hole == 0
+  if visible.sum() < 64:
+    return raw
+  powers = lambda luma: np.stack([(luma / 255) ** 2, luma / 255, np.ones_like(luma)], axis=-1)
+  ycc = cv2.cvtColor(crop, cv2.COLOR_RGB2YCrCb)[visible].astype(np.float64)
+  coef, *_ = np.linalg.lstsq(powers(ycc[:, 0]), ycc[:, 1:], rcond=None)
+  residual = np.sqrt(np.mean((powers(ycc[:, 0]) @ coef - ycc[:, 1:]) ** 2))
+  if residual > TINT_RESIDUAL:
+    return raw
+  out = cv2.cvtColor(raw, cv2.COLOR_RGB2YCrCb).astype(np.float64)
+  out[..., 1:] = powers(out[..., 0]) @ coef
+  return cv2.cvtColor(np.clip(np.round(out), 0, 255).astype(np.uint8), cv2.COLOR_YCrCb2RGB)
+
+
+# Faces enlarged less than this from the generator's side keep the generator's own detail.
+DETAIL_MIN_SCALE = 1.5
+
+
+def photo_detail(photo: np.ndarray, hole: np.ndarray, scale: float,
+                 rng: np.random.Generator) -> np.ndarray:
+  """Fine detail for a hole, taken from the same face: (H, W) float32 grey-level offsets, 0
+  outside the hole.
+
+  A generator of side S restoring a face whose crop is `scale` times S in the photo draws
+  nothing finer than about `scale` photo pixels. The photo's own detail at those scales
+  (grey levels minus a Gaussian blur of sigma scale / 2: skin grain, stubble, the camera's
+  noise and sharpening) is read in the band just above the hole (the same face, between the
+  eyes and the mask) and laid over the hole as randomly chosen, randomly mirrored tiles of side
+  2 * scale (at least 8 px). photo: (H, W, 3) uint8; hole: (H, W) {0, 1}.
+  """
+  grey = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY).astype(np.float32)
+  detail = grey - cv2.GaussianBlur(grey, (0, 0), max(0.5, scale / 2))
+  rows, cols = np.nonzero(hole)
+  out = np.zeros(hole.shape, np.float32)
+  if not len(rows):
+    return out
+  top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+  tile = max(8, int(round(2 * scale)))
+  src_top = max(0, top - (bottom - top) // 2)
+  source = detail[src_top:top, left:right]
+  if source.shape[0] < tile or source.shape[1] < tile:
+    return out
+  for y in range(top, bottom, tile):
+    for x in range(left, right, tile):
+      sy = int(rng.integers(0, source.shape[0] - tile + 1))
+      sx = int(rng.integers(0, source.shape[1] - tile + 1))
+      patch = source[sy:sy + tile, sx:sx + tile]
+      if rng.random() < 0.5:
+        patch = patch[:, ::-1]
+      h, w = min(tile, bottom - y), min(tile, right - x)
+      out[y:y + h, x:x + w] = patch[:h, :w]
+  return out * (hole > 0)
+
+
 RIM = 3.0  # px of a 64 px crop over which the fill fades from Telea's to the generator's output
 
 
@@ -136,13 +204,16 @@ def pick_generator(generators: Sequence[Generator], crop_side: float) -> Generat
 
 
 def restore_faces(photo: np.ndarray, found, holes, generators: Sequence[Generator],
-                  rim: float = RIM) -> np.ndarray:
+                  rim: float = RIM, detail: float = 0.0) -> np.ndarray:
   """Restores each face of `photo` (uint8 RGB) in turn and pastes it back inside its hole.
 
   `holes`: one full-resolution {0, 1} hole map per face (estimated, or known with --add_mask).
   `generators`: each face goes through `pick_generator`'s, by the side of its crop square.
   `rim`: as `soften_rim`'s, in pixels of a 64 px crop (scaled with the generator's side, so
   that it covers the same share of the face).
+  `detail`: how much of the photo's own fine detail (`photo_detail`) is laid over a hole whose
+  face the generator enlarges DETAIL_MIN_SCALE times or more (0: none; 1: as strong as above
+  the hole).
   """
   out = photo.copy()
   h, w = photo.shape[:2]
@@ -154,8 +225,8 @@ def restore_faces(photo: np.ndarray, found, holes, generators: Sequence[Generato
     crop = align.warp_crop(out, matrix, size)
     hole_crop = hole_in_crop(hole, matrix, size)
     raw, _ = generator.fill(crop[None], hole_crop[None, ..., None])
-    raw = soften_rim(match_colours(np.asarray(raw[0]), crop, hole_crop), crop, hole_crop,
-                     rim * size / 64)
+    raw = keep_tint(match_colours(np.asarray(raw[0]), crop, hole_crop), crop, hole_crop)
+    raw = soften_rim(raw, crop, hole_crop, rim * size / 64)
     # The crop's composite: the generator's pixels in the hole only. Its output outside the hole
     # is never shown in training's composite (the perceptual term sees the composite), so it
     # may carry coloured fringes; the feathered edge and the cubic upscale, which both reach a
@@ -167,8 +238,13 @@ def restore_faces(photo: np.ndarray, found, holes, generators: Sequence[Generato
                             borderMode=cv2.BORDER_REPLICATE)
     alpha = feathered_alpha(hole, side / align.CROP_SCALE)
     alpha[hole > 0] = 1.0  # exactly: no trace of the mask's pixels (a blur sums to 1 - 6e-8)
-    out = np.clip(np.round(out * (1 - alpha[..., None]) + raw_up * alpha[..., None]), 0,
-                  255).astype(np.uint8)
+    blended = out * (1 - alpha[..., None]) + raw_up * alpha[..., None]
+    scale = side / size
+    if detail and scale >= DETAIL_MIN_SCALE:
+      # Seeded by the face's place: the same photo gets the same detail on every run.
+      rng = np.random.default_rng([abs(int(v)) for v in face.box])
+      blended += detail * photo_detail(out, hole, scale, rng)[..., None]
+    out = np.clip(np.round(blended), 0, 255).astype(np.uint8)
   return out
 
 

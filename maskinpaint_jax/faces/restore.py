@@ -32,12 +32,17 @@ Filler = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 @dataclasses.dataclass(frozen=True)
 class FaceReport:
-  """What happened to one face. `box`: (top, right, bottom, left) in the input photo's pixels."""
+  """What happened to one face. `box`: (top, right, bottom, left) in the input photo's pixels;
+  `crop_side`: the side (px) of the square the face is cropped to (`align.crop_square`), which
+  the generator's input is resized from; `landmarks`: (68, 2) float32 (x, y) in the photo in
+  which the face was found (turned upright when `Restoration.rotation` is not 0)."""
   number: int
   box: tuple[int, int, int, int]
   size: int
   status: str            # RESTORED, NO_MASK or SKIPPED
   reason: str = ""
+  crop_side: int = 0
+  landmarks: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
 
   def describe(self, count: int) -> str:
     top, right, bottom, left = self.box
@@ -86,7 +91,7 @@ def restore_photo(photo: np.ndarray, finder: finders.FaceFinder,
                   filler: Filler | None,
                   size: int, *, hole: np.ndarray | None = None, add_mask: str | None = None,
                   rng: np.random.Generator | None = None, min_face_size: int = 24,
-                  checker=None, more_generators=()) -> Restoration:
+                  checker=None, more_generators=(), detail: float = 0.0) -> Restoration:
   """Restores every masked face of `photo` (uint8 (H, W, 3) RGB).
 
   Args:
@@ -103,6 +108,8 @@ def restore_photo(photo: np.ndarray, finder: finders.FaceFinder,
     checker: `check.FaceCheck` or None: says whether a face is upright and wears a mask.
     more_generators: `paste.Generator`s of other input sides besides (`filler`, `size`); each
       face goes through the one `paste.pick_generator` picks by the size of its crop.
+    detail: the share of the photo's own fine detail laid over the hole of a face the generator
+      enlarges (`paste.restore_faces`; 0: none).
   Raises:
     finders.NoFaceError: no face at all, in any orientation.
   """
@@ -113,8 +120,9 @@ def restore_photo(photo: np.ndarray, finder: finders.FaceFinder,
   masked = work
   for number, face in enumerate(found, 1):
     box = _box_back(face.box, rotation, photo.shape[:2])
+    crop_side = int(round(align.crop_square(face.landmarks, work.shape)[2]))
     report = lambda status, reason="": reports.append(
-        FaceReport(number, box, face.size, status, reason))
+        FaceReport(number, box, face.size, status, reason, crop_side, face.landmarks))
     problem = finders.face_problem(face, work.shape, min_face_size) if upright else (
         "not upright, and no turn of the photo sets it upright: left as it is")
     if problem:
@@ -141,7 +149,8 @@ def restore_photo(photo: np.ndarray, finder: finders.FaceFinder,
            else np.zeros(work.shape[:2], np.uint8))
   restored = (masked if filler is None else  # a dry run: the decisions and holes only
               paste.restore_faces(masked, to_restore, face_holes,
-                                  [paste.Generator(filler, size), *more_generators]))
+                                  [paste.Generator(filler, size), *more_generators],
+                                  detail=detail))
   back = lambda image: _turn(image, (360 - rotation) % 360)
   return Restoration(back(restored), back(masked), back(union), reports, rotation)
 

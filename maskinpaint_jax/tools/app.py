@@ -3,7 +3,8 @@ r"""A web page on this computer that restores the faces in your photos, as `inpa
   python -m maskinpaint_jax.tools.app [--host 127.0.0.1] [--port 7860] [--workdir runs/x] \
       [--face_finder mesh|hog] [--nomask_check] [--min_face_size 24] [--max_photos 20]
 
-then open http://127.0.0.1:7860. Upload one or several photos and press Restore: each photo is
+then open http://127.0.0.1:7860. Services restore over HTTP at the same address (`service`):
+`curl -F photo=@masked.jpg http://127.0.0.1:7860/restore -o restored.png`. Upload one or several photos and press Restore: each photo is
 shown as input | estimated hole (red) | restored, with inpaint's report line for every file (no
 face, no mask, unreadable, each skipped face and why). Pick a photo to edit its hole: the photo is
 shown with its hole in red; brush red over what is to be restored too and blue over what is not
@@ -12,9 +13,9 @@ inpaint --hole does). Download the restored photo and the hole map (PNG, one
 channel 0/255, the photo's size; inpaint --hole reads it back). The face finder, the model (the
 shipped one, or --workdir) and the mask check can be changed on the page.
 
-One code path with inpaint: every photo goes through `inpaint.run_job` (so `images.load_rgb`,
-`faces.restore.restore_photo` and inpaint's files and report lines), with the models of
-`inpaint.load_tools`. Photos are restored at full size; the page shows them, and their holes are
+One code path with inpaint: every photo goes through `batch.run_job` (so `images.load_rgb`,
+`restorer.Restorer.restore` and inpaint's files and report lines), with the models of
+`restorer.load_restorer`. Photos are restored at full size; the page shows them, and their holes are
 edited, at most PREVIEW_SIDE px on a side (an edited hole is scaled back to the photo's size).
 
 Gradio serves the page; it is installed by `make install` (extra `app`). Nothing leaves this
@@ -40,8 +41,9 @@ import numpy as np
 from maskinpaint_jax import cli
 from maskinpaint_jax import faces
 from maskinpaint_jax import images as image_utils
+from maskinpaint_jax import batch, errors, service
+from maskinpaint_jax import restorer as restorer_lib
 from maskinpaint_jax.faces import paste
-from maskinpaint_jax.tools import inpaint
 
 SHIPPED = ""            # the model menu's value for the shipped model (pretrained/)
 PREVIEW_SIDE = 1600     # px: the longest side shown in the browser; results keep the photo's size
@@ -123,30 +125,31 @@ def current_hole(photo: "PagePhoto") -> np.ndarray:
 
 
 class Restorer:
-  """What the page's buttons do, without the page: restores uploaded files through inpaint and
-  remembers the loaded models. One restoration runs at a time (the machine's cores go to it)."""
+  """What the page's buttons do, without the page: restores uploaded files as inpaint does
+  (`batch.run_job` with a `restorer.Restorer`) and remembers the loaded models. One restoration runs at a time (the machine's cores go to it)."""
 
   def __init__(self, root: pathlib.Path, min_face_size: int = 24, max_photos: int = 20):
     self.root = pathlib.Path(root)
     self.min_face_size = min_face_size
     self.max_photos = max_photos
-    self._tools: dict[tuple, tuple[inpaint.Tools, str]] = {}
+    self._tools: dict[tuple, tuple[restorer_lib.Restorer, str]] = {}
     self._lock = threading.Lock()
 
-  def tools(self, model: str, finder: str, mask_check: bool) -> tuple[inpaint.Tools, str]:
+  def tools(self, model: str, finder: str, mask_check: bool
+            ) -> tuple[restorer_lib.Restorer, str]:
     """inpaint's models for the page's choices (loaded once), and a note for the report ("" or
     why the mask check is off).
 
     Raises:
-      inpaint.SetupError: the model or the face finder cannot be loaded.
+      errors.SetupError: the model or the face finder cannot be loaded.
     """
     key = (model, finder, mask_check)
     if key not in self._tools:
-      load = lambda check: inpaint.load_tools(model or None, None, finder, self.min_face_size,
-                                              check)
+      load = lambda check: restorer_lib.load_restorer(
+          model or None, face_finder=finder, min_face_size=self.min_face_size, mask_check=check)
       try:
         self._tools[key] = (load(mask_check), "")
-      except (inpaint.SetupError, ImportError) as e:
+      except (errors.SetupError, ImportError) as e:
         if not mask_check:
           raise
         # The face check is a separate model: without it every face found is restored, as
@@ -172,7 +175,7 @@ class Restorer:
     with self._lock:
       try:
         tools, note = self.tools(model, finder, mask_check)
-      except inpaint.SetupError as e:
+      except errors.SetupError as e:
         return [f"error: {e}"], []
       lines, photos = [tools.description] + ([note] if note else []), []
       for path in paths:
@@ -191,7 +194,7 @@ class Restorer:
     with self._lock:
       try:
         tools, note = self.tools(model, finder, mask_check)
-      except inpaint.SetupError as e:
+      except errors.SetupError as e:
         return [f"error: {e}"], photo
       out = pathlib.Path(tempfile.mkdtemp(dir=self.root))
       hole_file = image_utils.save_png(out / "edited_hole.png", hole * 255)
@@ -200,21 +203,20 @@ class Restorer:
               f"({100 * hole.mean():.1f} % of the photo)")
     return [tools.description] + ([note] if note else []) + [edited] + lines, again or photo
 
-  def _restore_file(self, path: str, name: str, tools: inpaint.Tools, hole_file=None
+  def _restore_file(self, path: str, name: str, tools: restorer_lib.Restorer, hole_file=None
                     ) -> tuple[str, list[str], PagePhoto | None]:
-    """inpaint's run_job on one file into a fresh folder: (its kind, its report lines with the
+    """batch.run_job on one file into a fresh folder: (its kind, its report lines with the
     upload's temporary path replaced by `name`, the PagePhoto when it has a face)."""
     out = pathlib.Path(tempfile.mkdtemp(dir=self.root))
     # A copy beside its results: Gradio deletes uploads after an hour, and the photo is read
     # again whenever its hole is edited.
     kept = out / ("photo" + pathlib.Path(name).suffix)
     shutil.copyfile(path, kept)
-    job = inpaint.Job(kept, pathlib.Path(pathlib.Path(name).stem), pathlib.Path(name))
-    argv = ["-o", str(out), "--save_hole", "--min_face_size", str(self.min_face_size)]
-    f, _ = cli.parse(inpaint.define_flags, argv + (["--hole", str(hole_file)] if hole_file
-                                                   else []))
+    job = batch.Job(kept, pathlib.Path(pathlib.Path(name).stem), pathlib.Path(name))
+    opts = batch.Options(out=str(out), save_hole=True,
+                         hole=str(hole_file) if hole_file else None)
     try:
-      kind, lines = inpaint.run_job(job, tools, f)
+      kind, lines = batch.run_job(job, tools, opts)
     except Exception as e:  # pylint: disable=broad-except
       # run_job reports every bad photo it knows of; anything else must not cost the visitor
       # the other photos' results, nor the server.
@@ -225,7 +227,7 @@ class Restorer:
     return kind, lines, self._page_photo(job, out, name)
 
   @staticmethod
-  def _page_photo(job: inpaint.Job, out: pathlib.Path, name: str) -> PagePhoto:
+  def _page_photo(job: batch.Job, out: pathlib.Path, name: str) -> PagePhoto:
     photo = image_utils.load_rgb(job.path)
     restored_file, hole_file = out / f"{job.stem}_restored.png", out / f"{job.stem}_hole.png"
     done = restored_file.exists()
@@ -234,7 +236,7 @@ class Restorer:
             else np.zeros(photo.shape[:2], np.uint8))
     panels = [preview_size(photo), preview_size(paste.hole_overlay(photo, hole)),
               preview_size(restored)]
-    preview = image_utils.save_png(out / "preview.png", inpaint.side_by_side(panels))
+    preview = image_utils.save_png(out / "preview.png", batch.side_by_side(panels))
     return PagePhoto(name, str(job.path), photo.shape[:2], str(preview),
                      str(restored_file) if done else None, str(hole_file) if done else None)
 
@@ -363,6 +365,18 @@ def pick(photos, number) -> PagePhoto | None:
     return None
 
 
+def serve(page, restorer: Restorer, f):
+  """The page at / and the HTTP endpoint POST /restore (`service`) on one FastAPI app, served
+  by uvicorn until Ctrl-C. The endpoint restores with the models chosen by the flags."""
+  import gradio as gr  # pylint: disable=g-import-not-at-top
+  import uvicorn  # pylint: disable=g-import-not-at-top
+  api = service.make_api(lambda: restorer.tools(f.workdir or SHIPPED, f.face_finder,
+                                                f.mask_check)[0])
+  gr.mount_gradio_app(api, page.queue(default_concurrency_limit=1), path="/", ssr_mode=False,
+                      mcp_server=False, show_error=True)
+  uvicorn.run(api, host=f.host, port=f.port, log_level="warning")
+
+
 def is_loopback(host: str) -> bool:
   try:
     return ipaddress.ip_address(host).is_loopback
@@ -379,7 +393,7 @@ def main(argv, f: flags.FlagValues = flags.FLAGS) -> int:
     restorer = Restorer(pathlib.Path(root), f.min_face_size, f.max_photos)
     try:  # the first choices load before serving, so a missing model is an error now
       tools, note = restorer.tools(f.workdir or SHIPPED, f.face_finder, f.mask_check)
-    except inpaint.SetupError as e:
+    except errors.SetupError as e:
       print(f"error: {e}", file=sys.stderr)
       return 2
     print(tools.description + (f"\n{note}" if note else ""))
@@ -387,9 +401,7 @@ def main(argv, f: flags.FlagValues = flags.FLAGS) -> int:
       print(f"note: --host {f.host}: every computer that can reach this one may use the page")
     page = build_page(restorer, f.workdir, f.face_finder, f.mask_check)
     print(f"serving on http://{f.host}:{f.port} (Ctrl-C stops)", flush=True)
-    page.queue(default_concurrency_limit=1).launch(
-        server_name=f.host, server_port=f.port, share=False, inbrowser=False, ssr_mode=False,
-        mcp_server=False, enable_monitoring=False, show_error=True, quiet=True)
+    serve(page, restorer, f)
   return 0
 
 

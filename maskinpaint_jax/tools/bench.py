@@ -137,7 +137,7 @@ def profile_step(runner: TrainRunner, log_dir: str, top: int) -> dict:
   """Traces one more step and returns its top ops (profiling.top_ops of the train step), or
   {"error": ...}: a profiler that cannot trace here costs the top ops, not the measurement."""
   import jax  # pylint: disable=g-import-not-at-top
-  from maskinpaint_jax.tools import profiling  # pylint: disable=g-import-not-at-top
+  from maskinpaint_jax import profiling  # pylint: disable=g-import-not-at-top
   try:
     with jax.profiler.trace(log_dir):
       runner.time_steps(1)
@@ -267,7 +267,7 @@ def train_markdown(rows, config, steps: int, warmup: int) -> str:
           f"{r['devices']}: {100 * r['img_per_s'] / r['devices'] / base:.0f} %" for r in rows)]
   for r in rows:
     if r.get("profile"):
-      from maskinpaint_jax.tools import profiling  # pylint: disable=g-import-not-at-top
+      from maskinpaint_jax import profiling  # pylint: disable=g-import-not-at-top
       lines += ["", f"Top ops of one profiled step on {r['devices']} device(s) (jax.profiler):",
                 "", r["profile"].get("error") or profiling.markdown(r["profile"])]
   return "\n".join(lines)

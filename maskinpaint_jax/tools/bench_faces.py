@@ -30,17 +30,10 @@ import numpy as np
 
 from maskinpaint_jax.faces import finders
 from maskinpaint_jax import images
-from maskinpaint_jax import cli
+from maskinpaint_jax import cli, photo_sets
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-DEFAULT_NO_FACE_DIR = REPO / "sample_data" / "no_face"
 TITLE = "Face finders on real masked photos"
-
-# scikit-image's bundled sample photos that show no face (camera and astronaut do).
-SKIMAGE_NO_FACE = ("chelsea", "coffee", "rocket", "motorcycle_left", "hubble_deep_field",
-                   "retina", "coins", "brick", "grass", "gravel", "horse", "moon", "page", "text",
-                   "logo", "immunohistochemistry", "chessboard_RGB", "clock_motion", "cell",
-                   "colorwheel")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +90,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS):
   d = dict(flag_values=fv)
   flags.DEFINE_string("src", None, "Folder of photos with a (masked) face each.", required=True,
                       **d)
-  flags.DEFINE_string("no_face_dir", str(DEFAULT_NO_FACE_DIR), "Folder of real photos without "
+  flags.DEFINE_string("no_face_dir", str(photo_sets.DEFAULT_NO_FACE_DIR), "Folder of real photos without "
                       "a face.", **d)
   flags.DEFINE_list("finders", list(CANDIDATES), "Of: " + ", ".join(CANDIDATES) + ".", **d)
   flags.DEFINE_integer("seed", 0, "Seeds the noise and texture images.", **d)
@@ -106,63 +99,6 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS):
   flags.DEFINE_string("sheet", None, "Write a contact sheet of the default finder.", **d)
   flags.DEFINE_string("write", None, "Markdown file to add the section to.", **d)
   cli.check_choices("finders", tuple(CANDIDATES), fv)
-
-
-# --- images without a face --------------------------------------------------------------------
-def synthetic_no_face(seed: int = 0, n_noise: int = 10, n_texture: int = 20,
-                      shape=(480, 640)) -> list[tuple[str, np.ndarray]]:
-  """Noise and textures: smooth random fields at several scales, gratings, and random disks
-  (which can pair up like eyes)."""
-  rng = np.random.default_rng(seed)
-  h, w = shape
-  out = [(f"noise{i}", rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for i in range(n_noise)]
-  ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-  for i in range(n_texture):
-    kind = ("smooth", "grating", "disks")[i % 3]
-    if kind == "smooth":
-      cell = (4, 8, 16, 32, 64)[(i // 3) % 5]
-      small = rng.random((h // cell + 2, w // cell + 2, 3)).astype(np.float32)
-      img = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
-    elif kind == "grating":
-      img = np.zeros((h, w, 3), np.float32)
-      for _ in range(2):
-        theta, period = rng.uniform(0, np.pi), rng.uniform(8, 80)
-        wave = np.sin(2 * np.pi * (xs * np.cos(theta) + ys * np.sin(theta)) / period)
-        img += wave[..., None] * rng.uniform(0.1, 0.3, 3)
-      img += 0.5
-    else:
-      img = np.ones((h, w, 3), np.float32) * rng.random(3)
-      for _ in range(int(rng.integers(10, 60))):
-        centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
-        cv2.circle(img, centre, int(rng.integers(4, 60)), rng.random(3).tolist(), -1)
-    out.append((f"{kind}{i}", (255 * np.clip(img, 0, 1)).astype(np.uint8)))
-  return out
-
-
-def skimage_no_face() -> list[tuple[str, np.ndarray]]:
-  """scikit-image's face-free sample photos that ship with it (none when it is missing)."""
-  try:
-    from skimage import data  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    return []
-  out = []
-  for name in SKIMAGE_NO_FACE:
-    try:
-      img = np.asarray(getattr(data, name)())
-    except Exception:  # pylint: disable=broad-except  (not shipped: would need a download)
-      continue
-    if img.dtype != np.uint8:
-      img = img.astype(np.float64)
-      img = (255 * (img - img.min()) / max(float(np.ptp(img)), 1e-9)).astype(np.uint8)
-    if img.ndim == 2:
-      img = np.repeat(img[..., None], 3, axis=-1)
-    out.append((f"skimage.{name}", np.ascontiguousarray(img[..., :3])))
-  return out
-
-
-def no_face_images(no_face_dir, seed: int = 0) -> list[tuple[str, np.ndarray]]:
-  real = [(p.name, images.load_rgb(p)) for p in images.list_images(no_face_dir)]
-  return real + skimage_no_face() + synthetic_no_face(seed)
 
 
 # --- measuring --------------------------------------------------------------------------------
@@ -246,7 +182,7 @@ def contact_sheet(photos, results, path, tile: int = 160, cols: int = 12):
 def main(argv, f: flags.FlagValues = flags.FLAGS) -> int:
   cli.no_args(argv)
   photos = [(p.name, images.load_rgb(p)) for p in images.list_images(f.src)[:f.limit]]
-  negatives = no_face_images(f.no_face_dir, f.seed)
+  negatives = photo_sets.no_face_images(f.no_face_dir, f.seed)
   step = max(1, len(photos) // f.timing_photos)  # spread over tight crops and crowds
   timing = [resize_long_side(img) for _, img in photos[::step][:f.timing_photos]]
   n_real = len(images.list_images(f.no_face_dir))

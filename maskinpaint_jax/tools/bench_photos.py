@@ -9,7 +9,7 @@ only, for the HOG count.
       [--write docs/benchmarks.md]
 
 Each folder is split in the same two fixed halves as the face check's training
-(train_face_check.half_of): half A trained the face check and chose its thresholds, half B was
+(photo_sets.half_of): half A trained the face check and chose its thresholds, half B was
 never used for either. Turned photos: half B of the masked photos turned by each of --turns.
 """
 
@@ -23,11 +23,9 @@ from absl import flags
 import cv2
 import numpy as np
 
-from maskinpaint_jax import cli, images, reporting
+from maskinpaint_jax import cli, images, photo_sets, reporting, restorer
 from maskinpaint_jax import faces as faces_lib
 from maskinpaint_jax.faces import check, finders, paste, restore
-from maskinpaint_jax.tools import bench_faces, inpaint
-from maskinpaint_jax.tools.train_face_check import half_of
 
 TITLE = "Real photos: restored, left alone, set upright"
 
@@ -42,7 +40,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS):
   flags.DEFINE_list("turns", ["90", "180", "270"], "Turns (degrees) of half B's masked photos.",
                     **d)
   flags.DEFINE_integer("min_face_size", 24, "As inpaint's flag (px).", **d)
-  flags.DEFINE_string("no_face_dir", str(bench_faces.DEFAULT_NO_FACE_DIR), "Real photos without "
+  flags.DEFINE_string("no_face_dir", str(photo_sets.DEFAULT_NO_FACE_DIR), "Real photos without "
                       "a human face (scikit-image's and synthetic textures are added).", **d)
   flags.DEFINE_string("model", None, "Generator for the HOG count: a training workdir or an "
                       "exported model folder (default: the shipped model).", **d)
@@ -175,7 +173,7 @@ def main(argv, f: flags.FlagValues = flags.FLAGS):
   model_config, g_params, step = checkpoint.load_generator(f.model)
   filler = inference.make_filler(model_config.model, g_params, batch_size=1)
   size = model_config.data.image_size
-  more, large_name = inpaint.load_large_model(f.large_model, f.model)
+  more, large_name = restorer.load_large_model(f.large_model, f.model)
   hog = faces_lib.make_finder("hog")
   t0 = time.time()
   loaded = {}
@@ -188,7 +186,7 @@ def main(argv, f: flags.FlagValues = flags.FLAGS):
   rows, hog_rows, reference_rows = [], [], []
   for half in "AB":
     for name, wanted in (("realmask", "restored (kept)"), ("nomask", "left alone")):
-      photos = [x for x in loaded[name] if half_of(x[0]) == half]
+      photos = [x for x in loaded[name] if photo_sets.half_of(x[0]) == half]
       # The generator runs on the masked photos only: the HOG count needs their restorations.
       results = run(photos, filler if name == "realmask" else None)
       if name == "realmask":
@@ -201,10 +199,10 @@ def main(argv, f: flags.FlagValues = flags.FLAGS):
   hog_rows += [("realmask, both halves", both)] + reference_rows
   if "photos" in loaded:
     rows.append(("photos/", "left alone", tally(run(loaded["photos"]))))
-  no_face = bench_faces.no_face_images(f.no_face_dir)
+  no_face = photo_sets.no_face_images(f.no_face_dir)
   rows.append((f"no human face ({len(no_face)}: dogs, a cat, textures)", "left alone",
                tally(run(no_face))))
-  half_b = [x for x in loaded["realmask"] if half_of(x[0]) == "B"]
+  half_b = [x for x in loaded["realmask"] if photo_sets.half_of(x[0]) == "B"]
   for degrees in (int(t) for t in f.turns):
     turned = [(n, np.ascontiguousarray(np.rot90(p, degrees // 90))) for n, p in half_b]
     rows.append((f"realmask half B turned {degrees} degrees", "restored upright",

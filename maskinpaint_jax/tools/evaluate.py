@@ -15,8 +15,9 @@ identity preservation (face_recognition embedding distance to the original, shar
 and a per-mask-style breakdown. Writes results.json, results.csv, results.md and sample grids
 (clean | masked | Telea | NS | ours raw | ours composite) into --out
 (default <workdir>/eval/<split>-step<N>, or runs/eval/<model>/<split> for the shipped model).
-With --workdir and without --config the checkpoint's own config is used (data paths included);
-without --workdir, the shipped model (pretrained/) with configs/shipped.py. Every table says
+Without --config the model's own config is used (the checkpoint's, or the shipped model's
+config.json), with every --config.a.b=value override set on it (a field it lacks is an error);
+--config FILE replaces it. Every table says
 which training data the model saw; a dataset outside them is marked as out of distribution (the
 paper scores each occlusion with a model trained on it).
 """
@@ -24,19 +25,21 @@ paper scores each occlusion with a model trained on it).
 from __future__ import annotations
 
 import pathlib
+import sys
 
 from absl import flags
 
 from maskinpaint_jax import cli, evaluation, reporting
 
-SHIPPED_CONFIG = pathlib.Path(__file__).resolve().parents[2] / "configs" / "shipped.py"
+# Parses --config.* overrides when --config is not given (they then apply to the model's own
+# config); package data, so the installed package has it.
+SHIPPED_CONFIG = pathlib.Path(__file__).resolve().parents[1] / "configs" / "shipped.py"
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS):
   """Command-line flags (only when run as a program)."""
-  # Without --workdir the shipped model is evaluated with the config it was trained with, so
-  # --config.data.data_dir / --config.data.eval_datasets work alone; with --workdir the
-  # checkpoint's own config is used unless --config is given.
+  # Without --config the model's own config is used (the shipped model's, or the checkpoint's),
+  # with any --config.a.b=value overrides set on it; --config FILE replaces it.
   cli.define_config_flag(default=str(SHIPPED_CONFIG), required=False, fv=fv)
   flags.DEFINE_string("workdir", None, "Training workdir, or an exported model folder "
                       "(default: the shipped model in pretrained/).", flag_values=fv)
@@ -54,10 +57,12 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS):
 
 def main(argv, f: flags.FlagValues = flags.FLAGS):
   cli.no_args(argv)
-  config = f.config if (f["config"].present or f.workdir is None) else None
+  config = f.config if f["config"].present else None
+  overrides = {} if config else cli.config_overrides(sys.argv, f.config)
   out_dir, results = evaluation.evaluate_model(
       config, f.workdir, split=f.split, step=f.step, out=f.out, limit=f.limit,
-      batch_size=f.batch_size, identity=f.identity, num_samples=f.num_samples)
+      batch_size=f.batch_size, identity=f.identity, num_samples=f.num_samples,
+      overrides=overrides)
   print(reporting.evaluation_markdown(results))
   print(f"\nwritten: {out_dir}/results.md, results.json, results.csv, samples_*.png")
 

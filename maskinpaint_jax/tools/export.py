@@ -15,7 +15,7 @@ from maskinpaint_jax import checkpoint, cli
 def define_flags(fv: flags.FlagValues = flags.FLAGS):
   flags.DEFINE_string("workdir", None, "Training workdir to export from.", required=True,
                       flag_values=fv)
-  flags.DEFINE_string("out", str(checkpoint.DEFAULT_PRETRAINED), "Model folder to write.",
+  flags.DEFINE_string("out", "maskinpaint_jax/pretrained/face_mask_64", "Model folder to write.",
                       flag_values=fv)
   flags.DEFINE_integer("step", None, "Checkpoint step (default: newest).", flag_values=fv)
   flags.DEFINE_string("note", "", "Provenance kept in manifest.json (data, command, compute).",

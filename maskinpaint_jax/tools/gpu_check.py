@@ -440,7 +440,7 @@ def run_evaluate(args, train: dict | None) -> dict:
 # --- summary -----------------------------------------------------------------------------------
 
 def bench_markdown(bench: dict) -> list[str]:
-  from maskinpaint_jax.tools import profiling  # pylint: disable=g-import-not-at-top  no JAX
+  from maskinpaint_jax import profiling  # pylint: disable=g-import-not-at-top  no JAX
   lines = ["| dtype | per-device batch | status | step (s) | img/s | compile (s) | peak memory "
            "| device limit | MFU |", "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
   for dtype in DTYPES:

@@ -23,7 +23,6 @@ A's masked photos.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import pathlib
 import shlex
@@ -37,10 +36,9 @@ import cv2
 import numpy as np
 import optax
 
-from maskinpaint_jax import cli, images, masks, reporting
+from maskinpaint_jax import cli, images, masks, photo_sets, reporting
 from maskinpaint_jax import faces as faces_lib
 from maskinpaint_jax.faces import check
-from maskinpaint_jax.tools import bench_faces
 
 TITLE = "Face check: upright and mask present"
 MASKED_PER_FACE = 2  # synthetic masks (style and colour drawn at random) per CelebA face
@@ -61,15 +59,10 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS):
   flags.DEFINE_float("max_false_repaint", 0.01, "Share of unmasked faces of half A and CelebA "
                      "validation allowed above the mask threshold.", **d)
   flags.DEFINE_string("work", "runs/face_check", "Cache of the crops.", **d)
-  flags.DEFINE_string("out", str(check.DEFAULT_DIR), "Model folder written.", **d)
+  flags.DEFINE_string("out", "maskinpaint_jax/pretrained/face_check", "Model folder written.", **d)
   flags.DEFINE_string("write", None, "Markdown file to add the results section to.", **d)
   flags.DEFINE_bool("train", True, "Train; --notrain chooses the thresholds of the weights "
                     "already in --out and measures them again.", **d)
-
-
-def half_of(name: str) -> str:
-  """"A" or "B": a fixed split of a folder's photos by the SHA-1 of the file name."""
-  return "AB"[hashlib.sha1(name.encode()).digest()[0] % 2]
 
 
 def readable_photos(folder):
@@ -88,10 +81,10 @@ def crops_of_folder(folder, finder, label: int, source: str) -> list[dict]:
     found = finder.find_any_size(photo)
     for face in found:
       records.append(dict(crop=check.box_crop(photo, face.box), label=label, source=source,
-                          photo=path.name, half=half_of(path.name)))
+                          photo=path.name, half=photo_sets.half_of(path.name)))
     if not found:
       records.append(dict(crop=None, label=label, source=source, photo=path.name,
-                          half=half_of(path.name)))
+                          half=photo_sets.half_of(path.name)))
   return records
 
 
@@ -108,7 +101,7 @@ def turned_crops_of_folder(folder, finder, label: int, source: str) -> list[dict
       turned = np.ascontiguousarray(np.rot90(photo, k))
       for face in finder.find_any_size(turned):
         records.append(dict(crop=check.box_crop(turned, face.box), label=label, source=source,
-                            photo=path.name, half=half_of(path.name), turn=k))
+                            photo=path.name, half=photo_sets.half_of(path.name), turn=k))
   return records
 
 
@@ -138,7 +131,7 @@ def nonface_crops(folder, count: int, seed: int) -> list[dict]:
   photos (background, hair, clothes)."""
   rng = np.random.default_rng(seed)
   out = []
-  for name, image in bench_faces.synthetic_no_face(seed + 1000, n_noise=count // 8,
+  for name, image in photo_sets.synthetic_no_face(seed + 1000, n_noise=count // 8,
                                                    n_texture=count // 2, shape=(256, 256)):
     side = int(rng.integers(64, 256))
     y, x = (int(rng.integers(0, 257 - side)) for _ in range(2))
