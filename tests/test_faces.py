@@ -10,7 +10,7 @@ from maskinpaint_jax.faces import align, finders
 
 @pytest.fixture(scope="module")
 def finder():
-  return finders.FaceFinder()
+  return finders.HogFaceFinder()
 
 
 def test_landmarks_on_a_real_face_are_anatomically_ordered(finder, celeba_paths):
@@ -45,7 +45,7 @@ def test_no_face_policies(finder):
 def test_min_face_size_rejects_tiny_faces(celeba_paths):
   img = images.load_rgb(celeba_paths[0])
   with pytest.raises(finders.NoFaceError, match="too small"):
-    finders.FaceFinder(min_face_size=500).find_one(img)
+    finders.HogFaceFinder(min_face_size=500).find_one(img)
 
 
 def test_crop_matrix_maps_the_square_onto_the_crop():
@@ -85,11 +85,11 @@ def test_warp_crop_samples_where_the_matrix_says(side_scale):
     np.testing.assert_allclose(out[..., c][inner], src[:, c].reshape(64, 64)[inner], atol=tol)
 
 
-def test_face_finder_interface_keeps_hog_as_the_plain_constructor():
-  # data_prep.builder calls finders.FaceFinder(min_face_size=...): that still means dlib HOG.
-  plain = finders.FaceFinder(min_face_size=30)
-  assert isinstance(plain, finders.HogFaceFinder) and plain.min_face_size == 30
-  assert isinstance(faces.make_finder("hog"), finders.FaceFinder)
+def test_make_finder_builds_each_finder_by_name_and_the_interface_is_abstract():
+  hog = faces.make_finder("hog", min_face_size=30)
+  assert isinstance(hog, finders.HogFaceFinder) and hog.min_face_size == 30
+  with pytest.raises(TypeError):
+    finders.FaceFinder()  # the interface alone finds nothing
   with pytest.raises(ValueError, match="face finder"):
     faces.make_finder("cnn")
 

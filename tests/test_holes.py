@@ -47,7 +47,7 @@ def test_prior_contains_every_outline_and_follows_the_geometry():
 
 def test_real_photo_with_a_synthetic_mask(celeba_paths):
   img = images.load_rgb(celeba_paths[5])
-  face = finders.FaceFinder().find_one(img)
+  face = finders.HogFaceFinder().find_one(img)
   ious = []
   for k, style in enumerate(masks.FACE_MASK_STYLES):
     masked, truth, _ = masks.apply_face_mask(img, face.landmarks, np.random.default_rng(k), style)

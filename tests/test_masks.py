@@ -74,7 +74,7 @@ def test_placed_mask_has_the_right_size_position_and_angle(scale, angle, p1, p16
 
 @pytest.mark.parametrize("style", masks.FACE_MASK_STYLES)
 def test_hole_map_is_exactly_the_changed_pixels(style, celeba_paths):
-  finder = finders.FaceFinder()
+  finder = finders.HogFaceFinder()
   img = images.load_rgb(celeba_paths[3])
   face = finder.find_one(img)
   m = align.crop_matrix(face.landmarks, 128, img.shape)

@@ -132,7 +132,7 @@ def test_results_json_round_trip_keeps_both_lpips_and_every_table_shows_them(tmp
 def test_identity_distance_is_small_for_the_same_face(celeba_paths):
   from maskinpaint_jax import images
   from maskinpaint_jax.faces import align, finders
-  finder = finders.FaceFinder()
+  finder = finders.HogFaceFinder()
   crops, lms = [], []
   for p in celeba_paths[:3]:
     img = images.load_rgb(p)

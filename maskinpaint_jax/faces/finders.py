@@ -68,16 +68,11 @@ class FaceFinder(abc.ABC):
   """Finds faces with dlib's 68 landmarks in an RGB photo. Two implementations:
   `HogFaceFinder` (dlib HOG, the paper's, used by the dataset build) and
   `mesh_faces.MeshFaceFinder` (MediaPipe, finds masked faces; used for users' photos).
-  `make_finder(name)` builds either. Calling `FaceFinder(...)` itself still builds the HOG
-  finder, as it did before there were two.
+  `make_finder(name)` builds either.
   """
 
   name: str
   min_face_size: int
-
-  def __new__(cls, *args, **kwargs):
-    del args, kwargs
-    return super().__new__(HogFaceFinder if cls is FaceFinder else cls)
 
   @abc.abstractmethod
   def find_any_size(self, image: np.ndarray) -> list[Face]:

@@ -83,7 +83,7 @@ def _synthetic_tiles(faces_dir, style: str, count: int, side: int = 96) -> list[
   """Photos of `faces_dir` cropped as the dataset build does, with a mask of `style`."""
   from maskinpaint_jax import masks
   from maskinpaint_jax.faces import align, finders  # pylint: disable=g-import-not-at-top
-  finder, tiles = finders.FaceFinder(), []
+  finder, tiles = finders.HogFaceFinder(), []
   for k, path in enumerate(images.list_images(pathlib.Path(faces_dir))[:3 * count]):
     img = images.load_rgb(path)
     try:
