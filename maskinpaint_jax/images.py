@@ -235,3 +235,33 @@ def load_hole(path: str | os.PathLike, shape_hw: tuple[int, int]) -> np.ndarray:
     raise HoleSizeError(f"hole {path.name} is {values.shape[1]}x{values.shape[0]} px, the photo "
                          f"{w}x{h} px: draw the hole at the photo's size")
   return (values > 127.5).astype(np.uint8)
+
+
+def region_around(mask: np.ndarray, margin: float = 0.6, max_side: int = 480
+                  ) -> tuple[int, int, int, int]:
+  """(top, bottom, left, right) of the box around a {0, 1} (H, W) mask grown by `margin` times
+  its size on each side, at most `max_side` px a side (centred on the mask), inside the image:
+  what a picture shows of a restored face at the photo's own pixels (no resizing)."""
+  rows, cols = np.nonzero(mask)
+  h, w = mask.shape
+  if not len(rows):
+    return 0, min(h, max_side), 0, min(w, max_side)
+  cy, cx = (rows.min() + rows.max()) / 2, (cols.min() + cols.max()) / 2
+  half_h = min(max_side, (rows.max() - rows.min() + 1) * (1 + 2 * margin)) / 2
+  half_w = min(max_side, (cols.max() - cols.min() + 1) * (1 + 2 * margin)) / 2
+  top, left = max(0, int(cy - half_h)), max(0, int(cx - half_w))
+  return top, min(h, int(cy + half_h)), left, min(w, int(cx + half_w))
+
+
+def rows_at_own_size(rows, pad: int = 6, background: int = 255) -> np.ndarray:
+  """Rows of same-height RGB panels, panels `pad` px apart, rows stacked top to bottom and
+  left-aligned on `background`: nothing is resized, so a picture shows the pixels a user sees."""
+  lines = []
+  for panels in rows:
+    h = panels[0].shape[0]
+    gap = np.full((h, pad, 3), background, np.uint8)
+    lines.append(np.concatenate([x for p in panels for x in (p, gap)][:-1], axis=1))
+  width = max(line.shape[1] for line in lines)
+  padded = [np.pad(line, ((0, pad), (0, width - line.shape[1]), (0, 0)),
+                   constant_values=background) for line in lines]
+  return np.concatenate(padded)[:-pad]

@@ -3,6 +3,8 @@ through Gradio's Python client, as a browser's buttons use it: the files it give
 an edited hole is the one restored, and every bad upload is a message while the server serves on.
 """
 
+import io
+import json
 import os
 import pathlib
 import signal
@@ -246,3 +248,18 @@ def test_a_model_that_cannot_load_is_one_error_line_and_status_2(tmp_path):
   assert r.returncode == 2, r.stdout + r.stderr
   # The last line (Orbax may warn before it), as inpaint says it.
   assert r.stderr.strip().splitlines()[-1].startswith("error: no checkpoint in "), r.stderr
+
+
+def test_post_restore_beside_the_page_restores_a_photo_over_http(page):
+  """The HTTP endpoint for services (maskinpaint_jax/service.py) at the page's own address."""
+  import httpx
+  with REALMASK.open("rb") as f:
+    r = httpx.post(page + "restore", files={"photo": (REALMASK.name, f, "image/jpeg")},
+                   timeout=600)
+  assert r.status_code == 200, r.text
+  restored = np.asarray(Image.open(io.BytesIO(r.content)))
+  assert restored.shape == images.load_rgb(REALMASK).shape
+  report = json.loads(r.headers["x-maskinpaint-report"])
+  assert report["restored"] >= 1
+  bad = httpx.post(page + "restore", files={"photo": ("x.jpg", b"no image", "image/jpeg")})
+  assert bad.status_code == 400 and "x.jpg" in bad.json()["detail"]

@@ -79,3 +79,27 @@ def test_png_roundtrip_and_grid():
   np.testing.assert_array_equal(grid[1:10, 9:16, 0], hole * 255)
   with pytest.raises(ValueError):
     images.make_grid([])
+
+
+def test_region_around_grows_the_mask_and_stays_inside_the_image():
+  mask = np.zeros((300, 400), np.uint8)
+  mask[100:150, 200:300] = 1   # 50 x 100
+  top, bottom, left, right = images.region_around(mask, margin=0.5, max_side=1000)
+  assert (bottom - top, right - left) == (100, 200)  # twice the mask's size, same centre
+  assert (top + bottom) / 2 == pytest.approx(124.5, abs=1) and (left + right) / 2 == pytest.approx(249.5, abs=1)
+  top, bottom, left, right = images.region_around(mask, margin=0.5, max_side=120)
+  assert right - left == 120 and bottom - top == 100
+  corner = np.zeros((50, 50), np.uint8)
+  corner[:5, :5] = 1
+  assert images.region_around(corner, margin=2.0)[::2] == (0, 0)
+
+
+def test_rows_at_own_size_never_resizes_a_panel():
+  a = np.full((30, 40, 3), 10, np.uint8)
+  b = np.full((50, 20, 3), 200, np.uint8)
+  grid = images.rows_at_own_size([[a, a], [b]], pad=4)
+  assert grid.shape == (30 + 4 + 50, 40 + 4 + 40, 3)
+  np.testing.assert_array_equal(grid[:30, :40], a)
+  np.testing.assert_array_equal(grid[:30, 44:84], a)
+  np.testing.assert_array_equal(grid[34:84, :20], b)
+  assert (grid[34:, 20:] == 255).all()

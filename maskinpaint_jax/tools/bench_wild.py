@@ -50,6 +50,9 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS):
   flags.DEFINE_string("label", None, "Names the model in the section's title.", **d)
   flags.DEFINE_string("write", None, "Markdown file to add the section to.", **d)
   flags.DEFINE_string("json", None, "Also write every photo's scores here.", **d)
+  flags.DEFINE_string("pictures", None, "Also write a PNG of the first --picture_count faces: "
+                      "original | masked | Telea | restored, at the photo's own pixels.", **d)
+  flags.DEFINE_integer("picture_count", 6, "Faces in --pictures.", lower_bound=1, **d)
 
 
 def lpips_pair(a: np.ndarray, b: np.ndarray, net: str) -> float:
@@ -75,8 +78,10 @@ def score(original: np.ndarray, image: np.ndarray, hole: np.ndarray, landmarks) 
               detail=photo_scores.detail_ratio(image, hole))
 
 
-def bench_photo(path: pathlib.Path, restorer, seed: int) -> dict | str:
-  """Scores of one photo (dict), or why it was left out (str)."""
+def bench_photo(path: pathlib.Path, restorer, seed: int, panels: list | None = None,
+                panels_max: int = 0) -> dict | str:
+  """Scores of one photo (dict), or why it was left out (str). Appends its picture's panels to
+  `panels` while it holds fewer than `panels_max`."""
   from maskinpaint_jax.faces import finders  # pylint: disable=g-import-not-at-top
   try:
     photo = image_utils.load_rgb(path)
@@ -93,6 +98,10 @@ def bench_photo(path: pathlib.Path, restorer, seed: int) -> dict | str:
   except ValueError:
     return "hole at the top edge"
   telea = baselines.telea(result.masked[None], hole[None, ..., None])[0]
+  if panels is not None and len(panels) < panels_max:
+    box = image_utils.region_around(hole)
+    cut = lambda image: image[box[0]:box[1], box[2]:box[3]]
+    panels.append([cut(photo), cut(result.masked), cut(telea), cut(result.restored)])
   row = dict(photo=str(path), crop_side=face.crop_side,
              bucket=photo_scores.size_bucket(face.crop_side),
              ours=score(photo, result.restored, hole, face.landmarks),
@@ -150,9 +159,9 @@ def main(argv, f: flags.FlagValues = flags.FLAGS) -> int:
   restorer = restorer_lib.load_restorer(f.model, large_model=f.large_model, mask_check=False,
                                         detail=f.detail)
   print(restorer.description, flush=True)
-  rows, skipped, t0 = [], {}, time.time()
+  rows, skipped, t0, panels = [], {}, time.time(), []
   for i, path in enumerate(photos, 1):
-    row = bench_photo(path, restorer, f.seed)
+    row = bench_photo(path, restorer, f.seed, panels if f.pictures else None, f.picture_count)
     if isinstance(row, str):
       skipped[row] = skipped.get(row, 0) + 1
     else:
@@ -167,6 +176,9 @@ def main(argv, f: flags.FlagValues = flags.FLAGS) -> int:
                                                           else "")
   body = markdown(summary, skipped, f.split, model)
   print(body)
+  if f.pictures:
+    image_utils.save_png(f.pictures, image_utils.rows_at_own_size(panels))
+    print(f"written: {f.pictures} (original | masked | Telea | restored)")
   if f.json:
     pathlib.Path(f.json).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(f.json).write_text(json.dumps(dict(summary=summary, rows=rows,

@@ -51,14 +51,24 @@ def run_stage(args: list[str], ok_codes=(0,)):
     raise subprocess.CalledProcessError(code, cmd)
 
 
-def stack_vertically(tiles, width: int = 720, pad: int = 6):
-  """Pictures of any aspect ratio, each scaled to `width`, one under the other."""
-  import cv2  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  scaled = [cv2.resize(t, (width, max(1, round(t.shape[0] * width / t.shape[1]))),
-                       interpolation=cv2.INTER_AREA) for t in tiles]
-  gap = np.full((pad, width, 3), 255, np.uint8)
-  return np.concatenate([x for t in scaled for x in (t, gap)][:-1])
+def own_size_grid(restored_files) -> "np.ndarray":
+  """input | hole (red) | restored around each restored face, at the photo's own pixels."""
+  from maskinpaint_jax import images  # pylint: disable=g-import-not-at-top
+  from maskinpaint_jax.faces import paste  # pylint: disable=g-import-not-at-top
+  rows = []
+  for path in restored_files:
+    stem = path.name.removesuffix("_restored.png")
+    original = next((p for p in sorted((REPO / "sample_data" / "realmask").iterdir())
+                     if p.stem == stem), None)
+    hole_file = path.with_name(f"{stem}_hole.png")
+    if original is None or not hole_file.exists():
+      continue
+    photo = images.load_rgb(original)
+    hole = images.load_hole(hole_file, photo.shape[:2])
+    top, bottom, left, right = images.region_around(hole)
+    cut = lambda image: image[top:bottom, left:right]
+    rows.append([cut(photo), cut(paste.hole_overlay(photo, hole)), cut(images.load_rgb(path))])
+  return images.rows_at_own_size(rows)
 
 
 def validation_table(train_dir: pathlib.Path) -> list[str]:
@@ -191,10 +201,9 @@ def update_docs(eval_dir: pathlib.Path, inpaint_dir: pathlib.Path):
   docs = REPO / "docs" / "images"
   docs.mkdir(parents=True, exist_ok=True)
   shutil.copy(sorted(eval_dir.glob("samples_face_mask_64*.png"))[0], docs / "demo_samples.png")
-  sides = sorted((inpaint_dir / "realmask").glob("*_side_by_side.png"))
-  if sides:
-    images.save_png(docs / "realmask_restored.png",
-                    stack_vertically([images.load_rgb(p) for p in sides]))
+  restored = sorted((inpaint_dir / "realmask").glob("*_restored.png"))
+  if restored:
+    images.save_png(docs / "realmask_restored.png", own_size_grid(restored))
   print("docs/images/demo_samples.png and docs/images/realmask_restored.png updated")
 
 
