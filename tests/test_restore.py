@@ -388,3 +388,23 @@ def test_keep_tint_leaves_a_colour_photo_as_the_generator_drew_it():
   hole = np.zeros((64, 64), np.uint8)
   hole[32:56, 12:52] = 1
   np.testing.assert_array_equal(paste.keep_tint(raw, crop, hole), raw)
+
+
+def test_photo_detail_copies_the_band_above_the_holes_fine_detail_into_the_hole_only():
+  rng = np.random.default_rng(0)
+  grain = rng.normal(0, 6, (200, 200))                      # fine grain over a flat face
+  photo = np.repeat(np.clip(120 + grain, 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
+  hole = np.zeros((200, 200), np.uint8)
+  hole[100:180, 40:160] = 1
+  scale = 4.0
+  out = paste.photo_detail(photo, hole, scale, np.random.default_rng(1))
+  assert not out[hole == 0].any()
+  # The reference: the same high-pass (grey minus a Gaussian of sigma scale / 2) of the band
+  # above the hole; tiles of it keep its RMS.
+  grey = photo[..., 0].astype(np.float64)
+  high = grey - cv2.GaussianBlur(grey, (0, 0), scale / 2)
+  band = high[60:100, 40:160]
+  assert np.sqrt(np.mean(out[hole > 0] ** 2)) == pytest.approx(np.sqrt(np.mean(band ** 2)),
+                                                                rel=0.1)
+  np.testing.assert_array_equal(out, paste.photo_detail(photo, hole, scale,
+                                                        np.random.default_rng(1)))

@@ -15,6 +15,7 @@ never used for either. Turned photos: half B of the masked photos turned by each
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import sys
 import time
@@ -25,7 +26,7 @@ import numpy as np
 
 from maskinpaint_jax import cli, images, photo_sets, reporting, restorer
 from maskinpaint_jax import faces as faces_lib
-from maskinpaint_jax.faces import check, finders, paste, restore
+from maskinpaint_jax.faces import finders, paste, restore
 
 TITLE = "Real photos: restored, left alone, set upright"
 
@@ -52,13 +53,11 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS):
 HOG_TITLE = "Restored photos that dlib HOG sees as faces"
 
 
-def decide(photo, finder, checker, min_face_size, filler=None,
-           size: int = 64, more_generators=()) -> restore.Restoration | None:
-  """inpaint's decisions on one photo, repainted by `filler` (None: a dry run, nothing
-  repainted) and `more_generators` as inpaint's; None when no face is found at all."""
+def decide(photo, tools: restorer.Restorer) -> restore.Restoration | None:
+  """inpaint's decisions on one photo (`tools.restore`; a restorer whose filler is None is a dry
+  run: every decision, nothing repainted); None when no face is found at all."""
   try:
-    return restore.restore_photo(photo, finder, filler, size, min_face_size=min_face_size,
-                                 checker=checker, more_generators=more_generators)
+    return tools.restore(photo)
   except finders.NoFaceError:
     return None
 
@@ -167,28 +166,23 @@ def markdown(rows: list[tuple[str, str, dict]], seconds: float) -> str:
 
 def main(argv, f: flags.FlagValues = flags.FLAGS):
   cli.no_args(argv)
-  from maskinpaint_jax import checkpoint, inference  # pylint: disable=g-import-not-at-top
-  finder = faces_lib.make_finder("mesh", min_face_size=f.min_face_size)
-  checker = check.load()
-  model_config, g_params, step = checkpoint.load_generator(f.model)
-  filler = inference.make_filler(model_config.model, g_params, batch_size=1)
-  size = model_config.data.image_size
-  more, large_name = restorer.load_large_model(f.large_model, f.model)
+  tools = restorer.load_restorer(f.model, min_face_size=f.min_face_size,
+                                 large_model=f.large_model)
+  dry = dataclasses.replace(tools, filler=None, more_generators=())
   hog = faces_lib.make_finder("hog")
   t0 = time.time()
   loaded = {}
   for name, folder in (("realmask", f.realmask), ("nomask", f.nomask), ("photos", f.photos)):
     if folder:
       loaded[name] = [(p.name, images.load_rgb(p)) for p in images.list_images(folder)]
-  run = lambda photos, filler=None: [decide(ph, finder, checker, f.min_face_size, filler, size,
-                                            more if filler else ())
-                                     for _, ph in photos]
+  run = lambda photos, repaint=False: [decide(ph, tools if repaint else dry)
+                                       for _, ph in photos]
   rows, hog_rows, reference_rows = [], [], []
   for half in "AB":
     for name, wanted in (("realmask", "restored (kept)"), ("nomask", "left alone")):
       photos = [x for x in loaded[name] if photo_sets.half_of(x[0]) == half]
       # The generator runs on the masked photos only: the HOG count needs their restorations.
-      results = run(photos, filler if name == "realmask" else None)
+      results = run(photos, repaint=name == "realmask")
       if name == "realmask":
         hog_rows.append((f"realmask half {half}", hog_counts(photos, results, hog)))
       else:
@@ -208,8 +202,7 @@ def main(argv, f: flags.FlagValues = flags.FLAGS):
     rows.append((f"realmask half B turned {degrees} degrees", "restored upright",
                  tally(run(turned), want_turn=(360 - degrees) % 360)))
   body = markdown(rows, time.time() - t0)
-  model = (f"{f.model or checkpoint.DEFAULT_PRETRAINED.name} (step {step}, {size} px)"
-           f"{large_name}")
+  model = tools.description.split("; face finder")[0]
   hog_body = hog_markdown(hog_rows, model)
   print(body + "\n\n" + hog_body)
   if f.write:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import shlex
 import statistics
 import subprocess
 import sys
@@ -62,8 +63,8 @@ def main(argv, f: flags.FlagValues = flags.FLAGS) -> int:
       f"({min(warm):.2f}-{max(warm):.2f}) |"])
   print(body)
   if f.write:
-    reporting.write_section(f.write, TITLE, body, " ".join(["maskinpaint bench_startup",
-                                                           *sys.argv[1:]]))
+    reporting.write_section(f.write, TITLE, body,
+                            "maskinpaint bench_startup " + shlex.join(sys.argv[1:]))
   return 0
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import shlex
 import sys
 import time
 
@@ -50,6 +51,9 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS):
   flags.DEFINE_string("label", None, "Names the model in the section's title.", **d)
   flags.DEFINE_string("write", None, "Markdown file to add the section to.", **d)
   flags.DEFINE_string("json", None, "Also write every photo's scores here.", **d)
+  flags.DEFINE_list("compare", None, "Instead of scoring: a table of the 'all' rows of "
+                    "earlier --json results, LABEL=FILE each (e.g. a model at equal CPU time).",
+                    **d)
   flags.DEFINE_string("pictures", None, "Also write a PNG of the first --picture_count faces: "
                       "original | masked | Telea | restored, at the photo's own pixels.", **d)
   flags.DEFINE_integer("picture_count", 6, "Faces in --pictures.", lower_bound=1, **d)
@@ -153,8 +157,39 @@ def markdown(summary: dict, skipped: dict, split: str, model: str) -> str:
   return "\n".join(lines)
 
 
+def compare_markdown(results: dict[str, dict]) -> str:
+  """One row per earlier run ('all' faces of each): label -> its --json content."""
+  fmt = reporting.fmt
+  lines = ["Each row: the same photos, masks and whole inpaint path as the per-size tables "
+           "(faces whose crop is under 128 px go through the 64 px model in every row); "
+           "LPIPS x100 of the face box, Telea's on the same holes in brackets as a ratio.", "",
+           "| model | n | hole PSNR gain over Telea | LPIPS-Alex 128 (x Telea) | LPIPS-VGG 128 | "
+           "LPIPS-Alex own size (x Telea) | SSIM % | identity | detail (original) |",
+           "|---|--:|--:|---|--:|---|--:|--:|---|"]
+  for label, r in results.items():
+    s = r["summary"]["all"]
+    o, t, g = s["ours"], s["telea"], s["original"]
+    lines.append(
+        f"| {label} | {s['n']} | {o['hole_psnr'] - t['hole_psnr']:+.2f} | {fmt(o['lpips'])} "
+        f"({o['lpips'] / t['lpips']:.2f}x) | {fmt(o['lpips_vgg'])} | {fmt(o['lpips_own'])} "
+        f"({o['lpips_own'] / t['lpips_own']:.2f}x) | {fmt(o['ssim'], 1)} | "
+        f"{fmt(o['identity'], 3)} | {fmt(o['detail'])} ({fmt(g['detail'])}) |")
+  return "\n".join(lines)
+
+
 def main(argv, f: flags.FlagValues = flags.FLAGS) -> int:
   cli.no_args(argv)
+  if f.compare:
+    results = {}
+    for item in f.compare:
+      label, _, path = item.rpartition("=")
+      results[label or path] = json.loads(pathlib.Path(path).read_text())
+    body = compare_markdown(results)
+    print(body)
+    if f.write:
+      reporting.write_section(f.write, f"{TITLE}: {f.label or 'comparison'}", body,
+                              "maskinpaint bench_wild " + shlex.join(sys.argv[1:]))
+    return 0
   photos = photo_sets.photos_of(photo_sets.wild_folders(f.shared), f.split)[:f.limit]
   restorer = restorer_lib.load_restorer(f.model, large_model=f.large_model, mask_check=False,
                                         detail=f.detail)
@@ -185,8 +220,8 @@ def main(argv, f: flags.FlagValues = flags.FLAGS) -> int:
                                                     skipped=skipped), indent=1))
   if f.write:
     title = f"{TITLE}: {model}, {'held-out' if f.split == 'test' else 'in-sample'}"
-    reporting.write_section(f.write, title, body, " ".join(["maskinpaint bench_wild",
-                                                             *sys.argv[1:]]))
+    reporting.write_section(f.write, title, body,
+                            "maskinpaint bench_wild " + shlex.join(sys.argv[1:]))
   return 0
 
 
