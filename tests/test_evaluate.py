@@ -83,6 +83,25 @@ def test_evaluate_cli(tiny_workdir, tmp_path):
   assert (tmp_path / "ev" / "results.md").exists()
   r = run_cli(["maskinpaint_jax.tools.evaluate", "--workdir", str(tmp_path / "nothing")])
   assert r.returncode != 0 and "no checkpoint" in r.stderr
+  # A --config.* override with --workdir applies to the checkpoint's own config: a data folder
+  # that does not exist is what it reads (and says so), not the checkpoint's own.
+  r = run_cli(["maskinpaint_jax.tools.evaluate", "--workdir", str(tiny_workdir), "--limit", "3",
+               "--noidentity", f"--out={tmp_path / 'ev2'}",
+               f"--config.data.data_dir={tmp_path / 'elsewhere'}"])
+  assert r.returncode != 0 and "elsewhere" in r.stderr, r.stderr[-2000:]
+
+
+def test_config_overrides_set_fields_of_the_models_own_config_and_refuse_unknown_ones():
+  import ml_collections
+  from maskinpaint_jax import cli, errors
+  config = ml_collections.ConfigDict({"data": {"data_dir": "a", "image_size": 64}})
+  parsed = ml_collections.ConfigDict({"data": {"data_dir": "b", "image_size": 128}})
+  overrides = cli.config_overrides(["prog", "--config.data.data_dir=b", "--workdir", "w"], parsed)
+  assert overrides == {"data.data_dir": "b"}
+  out = evaluation.apply_overrides(config, overrides)
+  assert out.data.data_dir == "b" and out.data.image_size == 64 and config.data.data_dir == "a"
+  with pytest.raises(errors.MismatchError, match="--config.data.nope"):
+    evaluation.apply_overrides(config, {"data.nope": 1})
 
 
 def test_scores_and_per_style_means_match_numpy():

@@ -384,8 +384,23 @@ def is_loopback(host: str) -> bool:
     return host == "localhost"
 
 
+PAGE_PACKAGES = ("gradio", "fastapi", "uvicorn")
+PAGE_INSTALL = ("pip install -c constraints.txt '.[app]' && pip install -c constraints.txt "
+                "--no-deps gradio==6.31.0  (make install does both)")
+
+
+def check_page_packages():
+  """Raises errors.SetupError naming the install command when the page's packages are missing."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  missing = [name for name in PAGE_PACKAGES if importlib.util.find_spec(name) is None]
+  if missing:
+    raise errors.SetupError(f"the page needs {', '.join(missing)}, not installed: "
+                            f"{PAGE_INSTALL}")
+
+
 def main(argv, f: flags.FlagValues = flags.FLAGS) -> int:
   cli.no_args(argv)
+  check_page_packages()
   with tempfile.TemporaryDirectory(prefix="maskinpaint-app-") as root:
     # Before Gradio is imported: no analytics or version check, uploads in our folder.
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
