@@ -6,6 +6,7 @@ import io
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -186,9 +187,19 @@ def test_the_wheel_installs_and_restores_a_photo_from_another_folder(tmp_path):
   then `maskinpaint inpaint` on a bundled photo from a temporary folder, and the API."""
   wheels, site, work = tmp_path / "wheels", tmp_path / "site", tmp_path / "work"
   work.mkdir()
+  # A copy of the tracked tree: setuptools leaves build/ in the source folder it builds.
+  tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True,
+                           check=True).stdout.splitlines()
+  src = tmp_path / "src"
+  for rel in tracked:
+    (src / rel).parent.mkdir(parents=True, exist_ok=True)
+    if (REPO / rel).is_symlink():
+      (src / rel).symlink_to(os.readlink(REPO / rel))
+    elif (REPO / rel).is_file():
+      shutil.copy2(REPO / rel, src / rel)
   pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
   subprocess.run(pip + ["wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels),
-                        str(REPO)], check=True, timeout=300, cwd=tmp_path)
+                        str(src)], check=True, timeout=300, cwd=tmp_path)
   (wheel,) = wheels.glob("maskinpaint_jax-*.whl")
   subprocess.run(pip + ["install", "--no-deps", "--target", str(site), str(wheel)], check=True,
                  timeout=300)
