@@ -37,6 +37,7 @@ COMMANDS = {
     "train_face_check": "train the face check (upright? mask?)",
     "mask_colors": "measure the colours of real face masks",
     "link_photos": "link a fixed part of real photo folders for a dataset build",
+    "travel_set": "a small training set (crops and landmarks) for a machine lent for minutes",
     "model_summary": "parameter counts and FLOPs of G and D",
     "profiling": "top XLA ops by time from a profiler trace",
     "gpu_check": "the GPU check in one command",
