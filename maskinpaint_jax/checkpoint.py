@@ -152,7 +152,7 @@ def save_pretrained(out_dir, config, params, step: int, storage: str = "float32"
       jax.tree.map(lambda x: np.asarray(x).astype(storage), params))
   (out / WEIGHTS).write_bytes(blob)
   (out / CONFIG).write_text(config.to_json_best_effort(indent=2) + "\n")
-  _check_shapes(params, generator_shapes(config), out / WEIGHTS)
+  _check_shapes(params, param_shapes(generator_shapes(config)), out / WEIGHTS)
   manifest = dict(step=int(step), sha256=hashlib.sha256(blob).hexdigest(), bytes=len(blob),
                   **({"storage": storage} if storage != "float32" else {}), **provenance,
                   param_shapes=param_shapes(params), architecture=architecture_digest(config))
@@ -172,12 +172,10 @@ def param_shapes(params) -> dict[str, list[int]]:
           for k, v in jax.tree_util.tree_leaves_with_path(params)}
 
 
-def _check_shapes(params, expected, where: pathlib.Path):
-  """`expected`: a parameter tree of the architecture, or a `param_shapes` dict."""
+def _check_shapes(params, expected: dict[str, list[int]], where: pathlib.Path):
+  """`expected`: `param_shapes` of the architecture (or as a manifest recorded them)."""
   got = {k: tuple(v) for k, v in param_shapes(params).items()}
-  want = {k: tuple(v) for k, v in (
-      expected.items() if isinstance(expected, dict) and all(
-          isinstance(v, list) for v in expected.values()) else param_shapes(expected).items())}
+  want = {k: tuple(v) for k, v in expected.items()}
   if got != want:
     wrong = sorted(set(got) ^ set(want)) or [k for k in want if got[k] != want[k]]
     detail = "; ".join(f"{k}: {got.get(k)} vs config {want.get(k)}" for k in wrong[:3])
@@ -209,7 +207,8 @@ def load_pretrained(model_dir=None):
   # generator at start-up.
   recorded = (manifest.get("param_shapes")
               if manifest.get("architecture") == architecture_digest(config) else None)
-  _check_shapes(params, recorded or generator_shapes(config), model_dir / WEIGHTS)
+  _check_shapes(params, recorded or param_shapes(generator_shapes(config)),
+                model_dir / WEIGHTS)
   # float16 storage computes in float32, as trained.
   return config, jax.tree.map(lambda x: np.asarray(x, np.float32), params), int(
       manifest["step"])

@@ -13,10 +13,10 @@ masked | Telea | NS | ours raw | ours composite). The program is `tools/evaluate
 
 from __future__ import annotations
 
-import contextlib
 import pathlib
 import time
 
+import ml_collections
 import numpy as np
 import tqdm
 
@@ -110,10 +110,10 @@ def apply_overrides(config, overrides: dict):
     *parents, leaf = key.split(".")
     node = config
     for part in parents:
-      node = node.get(part) if hasattr(node, "get") else None
-    if node is None or not hasattr(node, "get") or leaf not in node:
+      node = node.get(part) if isinstance(node, ml_collections.ConfigDict) else None
+    if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
       raise errors.MismatchError(f"--config.{key}: the model's config has no such field")
-    with node.unlocked() if hasattr(node, "unlocked") else contextlib.nullcontext():
+    with node.unlocked():
       node[leaf] = value
   return config
 

@@ -24,13 +24,18 @@ DOG_SIGMAS = (0.7, 2.0)  # px: the band-pass of `detail_ratio`
 OWN_SIZE_STEP = 32       # px: the face box "at its own size" is rounded to a multiple of this
 
 
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+  """PSNR (dB, peak 255) of two uint8 arrays of one shape (numpy, one value)."""
+  d = a.astype(np.float64) - b.astype(np.float64)
+  return float(10 * np.log10(255.0 ** 2 / max(np.mean(d ** 2), 1e-10)))
+
+
 def hole_psnr(original: np.ndarray, restored: np.ndarray, hole: np.ndarray) -> float:
   """PSNR (dB, peak 255) of uint8 (H, W, 3) images over the pixels where hole (H, W) is 1."""
   sel = hole.astype(bool)
   if not sel.any():
     raise ValueError("the hole is empty")
-  d = original[sel].astype(np.float64) - restored[sel].astype(np.float64)
-  return float(10 * np.log10(255.0 ** 2 / max(np.mean(d ** 2), 1e-10)))
+  return psnr(original[sel], restored[sel])
 
 
 def band_pass(image: np.ndarray, sigmas=DOG_SIGMAS) -> np.ndarray:

@@ -9,6 +9,7 @@ Two caches, both in the user's cache folder (`default_cache_dir`):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -49,6 +50,7 @@ def use_compilation_cache() -> pathlib.Path | None:
   return folder
 
 
+@functools.cache
 def _source_digest() -> str:
   """SHA-256 of the code a traced program depends on (the models and this module): a program
   exported by other code is never reused."""

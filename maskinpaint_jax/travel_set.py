@@ -24,6 +24,8 @@ import pathlib
 import cv2
 import numpy as np
 
+from maskinpaint_jax import photo_scores
+
 FORMATS = {"webp": (".webp", cv2.IMWRITE_WEBP_QUALITY), "jpeg": (".jpg", cv2.IMWRITE_JPEG_QUALITY)}
 QUALITIES = (95, 90, 85, 80, 75, 70, 60, 50)
 MANIFEST = "travel.json"
@@ -46,11 +48,6 @@ def decode(data: bytes) -> np.ndarray:
   return np.ascontiguousarray(image[..., ::-1])
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-  mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-  return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
-
-
 # What each crop carries besides its image: 68 float32 landmarks and its id (about 40 bytes).
 OVERHEAD_PER_CROP = 68 * 2 * 4 + 48
 
@@ -70,7 +67,7 @@ def choose_encoding(sample: list[np.ndarray], total: int, max_bytes: int) -> dic
       for image in sample:
         data = encode(image, fmt, quality)
         sizes.append(len(data))
-        losses.append(psnr(decode(data), image))
+        losses.append(photo_scores.psnr(decode(data), image))
       candidates.append(dict(format=fmt, quality=quality, psnr=float(np.mean(losses)),
                              bytes_per_image=float(np.mean(sizes)),
                              estimated_bytes=int((np.mean(sizes) + OVERHEAD_PER_CROP) * total)))
@@ -88,7 +85,7 @@ def write_split(out: pathlib.Path, split: str, images, landmarks, ids, fmt: str,
                 quality: int) -> dict:
   """Writes OUT/<split>.npz; returns {"count", "bytes", "psnr"} (mean PSNR of the encoding)."""
   blobs = [encode(im, fmt, quality) for im in images]
-  losses = [psnr(decode(b), im) for b, im in zip(blobs, images)]
+  losses = [photo_scores.psnr(decode(b), im) for b, im in zip(blobs, images)]
   offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
   path = pathlib.Path(out) / f"{split}.npz"
   np.savez(path, images=np.frombuffer(b"".join(blobs), np.uint8), offsets=offsets,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from maskinpaint_jax import masks, travel_set
+from maskinpaint_jax import masks, photo_scores, travel_set
 from maskinpaint_jax.faces import align
 
 FACE = np.load(REPO / "tests" / "assets" / "obama_landmarks.npy")
@@ -48,7 +48,7 @@ def test_a_split_reads_back_with_its_landmarks_and_the_builds_masks(tmp_path):
   assert len(source) == 4
   for i, crop in enumerate(crops):
     ex = source[i]
-    assert travel_set.psnr(ex["image"], crop) > 35
+    assert photo_scores.psnr(ex["image"], crop) > 35
     np.testing.assert_array_equal(ex["landmarks"], landmarks[i])
     # The build draws mask i with masks.example_rng(seed 0, id i): the same hole and style.
     _, hole, style = masks.apply_face_mask(crop, landmarks[i], masks.example_rng(0, ids[i]))
