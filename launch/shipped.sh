@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The shipped model (pretrained/face_mask_64), end to end on one machine; every step resumes.
 #   launch/shipped.sh [STEPS]       (STEPS: stop the fine-tune there and export that step;
-#                                    without it, configs/shipped_finetune.py's steps)
+#                                    without it, configs/shipped.py:stage=finetune's steps)
 # 1. data: ../shared/data/celeba + celeba_extra (12,000 photos) linked into data/celeba12k/ and
 #    built at 64 px (face_mask with the realistic mask styles, and rect); the hash split keeps
 #    10 % validation and 10 % test out of training.
 # 2. first stage: train configs/shipped.py to step 3750 (pixel losses; 0.9 CPU hours) and export
 #    it to runs/shipped_base;
-# 3. second stage: fine-tune it with configs/shipped_finetune.py (LPIPS-VGG16 perceptual term,
+# 3. second stage: fine-tune it with configs/shipped.py:stage=finetune (LPIPS-VGG16 perceptual term,
 #    masks drawn anew every epoch) and export to pretrained/face_mask_64;
 # 4. evaluate it on the test split; 5. write docs/shipped_results.json, the README results
 #    block, the learning curves (docs/recipes.md) and a picture grid per mask style.
@@ -25,13 +25,13 @@ $PY -m maskinpaint_jax.tools.train --config configs/shipped.py --workdir runs/sh
     --config.num_train_steps=3750
 $PY -m maskinpaint_jax.tools.export --workdir runs/shipped --out runs/shipped_base --step 3750 \
     --note "configs/shipped.py on data/tfds12k (../shared/data/celeba + celeba_extra), step 3750"
-$PY -m maskinpaint_jax.tools.train --config configs/shipped_finetune.py \
+$PY -m maskinpaint_jax.tools.train --config configs/shipped.py:stage=finetune \
     --workdir runs/shipped_finetune ${STEPS:+--config.num_train_steps=$STEPS}
 # With STEPS, export exactly that step (the workdir may hold later ones: a workdir already past
 # STEPS trains no further); without it, the newest.
 $PY -m maskinpaint_jax.tools.export --workdir runs/shipped_finetune --out pretrained/face_mask_64 \
     ${STEPS:+--step "$STEPS"} \
-    --note "runs/shipped_base fine-tuned by configs/shipped_finetune.py on data/tfds12k (../shared/data/celeba + celeba_extra), launch/shipped.sh${STEPS:+ $STEPS}"
+    --note "runs/shipped_base fine-tuned by configs/shipped.py:stage=finetune on data/tfds12k (../shared/data/celeba + celeba_extra), launch/shipped.sh${STEPS:+ $STEPS}"
 # Scores the exported folder, which holds exactly one step (STEPS when given; evaluate reports it
 # and refuses --step for an exported model), so the results are those of the step just exported.
 $PY -m maskinpaint_jax.tools.evaluate --config.data.eval_datasets=face_mask,rect \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The 128 px model trained on the faces the tool meets (configs/wild_128.py), and its reference.
+# The 128 px model trained on the faces the tool meets (configs/shipped.py:stage=wild), and its reference.
 #   launch/wild_128.sh MINUTES
 # 1. data: ../shared/data/celeba + celeba_extra and the training part of the in-the-wild faces
 #    (maskinpaint_jax.photo_sets: nomask half A + nomask_more "train"), each linked three times
@@ -25,7 +25,7 @@ $PY -m maskinpaint_jax.tools.build --src data/celeba12k --data_dir data/tfds12k_
     --occlusions face_mask --size 128 --workers "$(nproc)"
 train() {  # core, variant, workdir
   taskset -c "$1" timeout -s TERM "${MINUTES}m" $PY -m maskinpaint_jax.tools.train \
-      --config "configs/wild_128.py:$2" --workdir "$3" || [ $? -eq 124 ]
+      --config "configs/shipped.py:stage=wild,data=$2" --workdir "$3" || [ $? -eq 124 ]
 }
 train 0 celeba runs/celeba_128 > runs/celeba_128.log 2>&1 &
 train 1 mix runs/wild_128 > runs/wild_128.log 2>&1 &

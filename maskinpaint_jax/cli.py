@@ -91,14 +91,36 @@ def call(program, argv):
 
 
 def load_config(path):
-  """get_config() of a configs/*.py file, by path (how one config builds on another)."""
+  """get_config() of a configs/*.py file, by path, as `--config` reads it: "path.py:ARG" calls
+  get_config(ARG) (a variant, see `variant`), "path.py" get_config()."""
   import importlib.util  # pylint: disable=g-import-not-at-top
   import pathlib  # pylint: disable=g-import-not-at-top
+  path, *arg = str(path).split(":", 1)
   path = pathlib.Path(path)
   spec = importlib.util.spec_from_file_location(f"maskinpaint_config_{path.stem}", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  return module.get_config()
+  return module.get_config(*arg)
+
+
+def variant(arg: str | None, choices: dict[str, tuple], where: str) -> dict[str, str]:
+  """The options of a config variant argument, big_vision's `get_config(arg)`:
+  "stage=finetune,res=128" -> {"stage": "finetune", "res": "128"}, every key of `choices`
+  present (a missing one takes its first choice). `choices`: {key: (allowed values, first
+  = default)}; `where` names the config file in the error.
+
+  Raises:
+    errors.UsageError: an unknown key, a value outside its choices, or a part without "=".
+  """
+  out = {key: values[0] for key, values in choices.items()}
+  for part in filter(None, (p.strip() for p in (arg or "").split(","))):
+    key, eq, value = part.partition("=")
+    if not eq or key not in choices or value not in choices[key]:
+      raise errors.UsageError(
+          f"{where}: variant part {part!r}; expected KEY=VALUE, comma-separated, with "
+          + "; ".join(f"{k} in {'|'.join(v)}" for k, v in choices.items()))
+    out[key] = value
+  return out
 
 
 def _config_overrides(argv):

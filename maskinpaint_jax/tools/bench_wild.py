@@ -5,7 +5,7 @@ r"""Restorations as users see them: real unmasked photos masked, restored, score
       [--write docs/benchmarks.md] [--json runs/bench_wild/x.json]
 
 Every photo of the in-the-wild part `--split` (`photo_sets`: nomask/ half B + nomask_more/ "test"
-is the held-out part; "train" is what configs/wild_128.py trains on) gets a synthetic mask by
+is the held-out part; "train" is what configs/shipped.py:stage=wild trains on) gets a synthetic mask by
 Algorithm 1 (style, size, tilt and colour drawn per photo, seeded by its name) and goes through
 the whole inpaint path at its own resolution (`restorer.Restorer.restore(add_mask="random")`:
 face finder, crop, generator, paste). The restored photo is scored against the original, next to
