@@ -81,7 +81,7 @@ def load_config(mngr: ocp.CheckpointManager, step: int) -> ml_collections.Config
 def generator_shapes(config: ml_collections.ConfigDict, sharding=None):
   """Abstract G parameters of `config` (shapes, dtypes, and where to put them)."""
   image, hole = models.example_inputs(config.data.image_size)
-  shapes = jax.eval_shape(models.make_generator(config.model).init, jax.random.key(0), image,
+  shapes = jax.eval_shape(models.build(config.model).init, jax.random.key(0), image,
                           hole)["params"]
   sharding = sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),

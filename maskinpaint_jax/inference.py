@@ -32,7 +32,7 @@ def make_filler(model_config, g_params, batch_size: int = 32, image_size: int | 
   Batches are padded to `batch_size` so the generator compiles once. With `image_size` (the
   side every input has) the traced program is kept between runs (`programs.cached_program`).
   """
-  g = models.make_generator(model_config)
+  g = models.build(model_config)
 
   def fill_uint8(params, masked, hole):
     raw, comp = fill(g, params, masked, hole)

@@ -76,7 +76,7 @@ class Parts:
 def build(config, mesh) -> Parts:
   """Models, optimisers and the jitted init / train step of `config` on `mesh`."""
   replicated, data_sharding = mesh_shardings(mesh)
-  g, d = models.make_generator(config.model), models.make_discriminator(config)
+  g, d = models.build(config.model), models.build_discriminator(config)
   g_tx, d_tx = make_optimizers(config)
   # Initialised replicated on every device; rbg keys compile the initialisers ~3x faster.
   init = jax.jit(lambda: init_state(config, g, d, g_tx, d_tx,

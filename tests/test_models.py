@@ -21,14 +21,14 @@ def small_config(**model_overrides):
 
 
 def init_g(config, size=32, batch=2):
-  g = models.make_generator(config.model)
+  g = models.build(config.model)
   x = jnp.zeros((batch, size, size, 3))
   # The rbg generator compiles the initialisers much faster than threefry (tests compile a lot).
   return g, jax.jit(g.init)(jax.random.key(0, impl="rbg"), x, jnp.zeros((batch, size, size, 1)))
 
 
 def init_shapes(config, size=32):
-  g = models.make_generator(config.model)
+  g = models.build(config.model)
   return jax.eval_shape(g.init, jax.random.key(0), *models.example_inputs(size))
 
 
@@ -64,7 +64,7 @@ def test_default_generator_and_discriminator_at_128px_match_the_documented_sizes
   for variant, label in (("full", "full"), ("no_mmrm", "w/o MMRM")):
     cv = default_config.get_config()
     cv.model.update(models.ABLATIONS[variant])
-    g, d = models.make_generator(cv.model), models.make_discriminator(cv)
+    g, d = models.build(cv.model), models.build_discriminator(cv)
     gv = jax.eval_shape(g.init, jax.random.key(0), x)
     dv = jax.eval_shape(d.init, jax.random.key(0), x)
     count = lambda tree: sum(a.size for a in jax.tree.leaves(tree))
@@ -159,7 +159,7 @@ def test_spatial_attention_matches_a_numpy_reference():
 
 def test_spectral_norm_brings_the_largest_singular_value_to_one():
   c = small_config()
-  d = models.make_discriminator(c)
+  d = models.build_discriminator(c)
   x = jax.random.normal(jax.random.key(0), (2, 32, 32, 3))
   v = d.init(jax.random.key(1), x)
   # One power-iteration step per training call, as in training; random 3x3 conv kernels have
@@ -179,7 +179,7 @@ def test_spectral_norm_brings_the_largest_singular_value_to_one():
 def test_discriminator_is_a_patch_map_of_logits():
   """Each logit sees exactly its receptive field: 4 convs 3x3, stride 2, padding 1 map logit i
   to input pixels [16 i - 15, 16 i + 15] (layer by layer: i -> [2 i - 1, 2 i + 1])."""
-  d = models.make_discriminator(small_config())
+  d = models.build_discriminator(small_config())
   x = jax.random.normal(jax.random.key(1), (1, 64, 64, 3))
   v = jax.jit(d.init)(jax.random.key(0), x)
   assert jax.jit(d.apply)(v, x).shape == (1, 4, 4, 1)
@@ -193,7 +193,7 @@ def test_discriminator_is_a_patch_map_of_logits():
 def test_gradients_reach_every_parameter(small_generator):
   c = small_config()
   g, gv = small_generator
-  d = models.make_discriminator(c)
+  d = models.build_discriminator(c)
   masked = jax.random.uniform(jax.random.key(2), (2, 32, 32, 3), minval=-1, maxval=1)
   real = jax.random.uniform(jax.random.key(3), (2, 32, 32, 3), minval=-1, maxval=1)
   dv = d.init(jax.random.key(1), real)
@@ -220,7 +220,7 @@ def test_gradients_reach_every_parameter(small_generator):
 
 def test_bfloat16_forward_is_finite_and_close_to_float32(small_generator):
   g32, v = small_generator
-  g16 = models.make_generator(small_config(dtype="bfloat16").model)
+  g16 = models.build(small_config(dtype="bfloat16").model)
   x = jax.random.uniform(jax.random.key(5), (2, 32, 32, 3), minval=-1, maxval=1)
   y32, y16 = jax.jit(g32.apply)(v, x), jax.jit(g16.apply)(v, x)
   assert y16.dtype == jnp.float32  # output cast back; parameters stay float32
@@ -229,7 +229,7 @@ def test_bfloat16_forward_is_finite_and_close_to_float32(small_generator):
   # bfloat16 keeps 8 significant bits (~0.4 % per rounding) through ~20 layers.
   assert float(jnp.abs(y16 - y32).max()) < 0.1
   assert float(jnp.abs(y16 - y32).mean()) < 0.015
-  d = models.make_discriminator(small_config(dtype="bfloat16"))
+  d = models.build_discriminator(small_config(dtype="bfloat16"))
   dv = d.init(jax.random.key(0), x)
   assert np.isfinite(np.asarray(jax.jit(d.apply)(dv, x))).all()
 

@@ -17,7 +17,7 @@ def _tiny_model(non_blind: bool = False):
   """(tiny config, generator params), initialised once per variant for the whole module."""
   config = tiny_config("unused", **{"model.non_blind": non_blind})
   image, hole = (jnp.zeros(s.shape, s.dtype) for s in models.example_inputs(32))
-  init = jax.jit(models.make_generator(config.model).init)  # one compile, not one per op
+  init = jax.jit(models.build(config.model).init)  # one compile, not one per op
   return config, init(jax.random.key(1), image, hole)["params"]
 
 

@@ -110,7 +110,7 @@ def test_one_step_equals_plain_jax_grad_and_adam_written_out(one_and_eight, mock
   after, step_metrics = jax.device_get(parts.step(  # the compiled step of the fixture: no new compile
       jax.device_put(initial, parts.state_sharding),
       {k: jax.device_put(v, data_sharding) for k, v in batches[0].items()}))
-  g, d = models.make_generator(config.model), models.make_discriminator(config)
+  g, d = models.build(config.model), models.build_discriminator(config)
   b = batches[0]
   clean, masked = (inference.to_unit_range(jax.numpy.asarray(b[k])) for k in ("clean", "masked"))
   hole = jax.numpy.asarray(b["hole"], jax.numpy.float32)

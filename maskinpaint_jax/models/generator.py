@@ -12,6 +12,10 @@ w_i = base_width * width_multipliers[i]. Down-sampling pads (1, 1) explicitly, a
 followed by a conv avoids the checkerboard artefacts of transposed convolutions.
 Input: the masked image in [-1, 1] (blind, as in the paper); with `non_blind` the hole pixels
 are zeroed and the hole map (1 = hole) is a 4th channel.
+
+The blocks, the convolution and the decoder's channel attention are injected (as in flax's
+examples/imagenet ResNet): `models.build(config.model)` binds the options of config.model to
+them, the one place a config becomes a model.
 """
 
 from __future__ import annotations
@@ -22,31 +26,24 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from maskinpaint_jax.models.attention import EfficientChannelAttention
-from maskinpaint_jax.models.mmrm import MMRM, ResidualBlock, act
+from maskinpaint_jax.models.mmrm import MMRM, ModuleDef, act
 
 Dtype = Any
 DOWN_PADDING = ((1, 1), (1, 1))
 
 
 class Generator(nn.Module):
+  """block(features, name=...): the residual block of every level (MMRM, or ResidualBlock for
+  the "w/o MMRM" ablation); up_attention(name=...): the channel attention on each decoder
+  concatenation, None without; conv: the stem, sampling and head convolution; dtype: the
+  compute dtype the input is cast to."""
   base_width: int = 64
   width_multipliers: Sequence[int] = (1, 2, 4, 8)
-  norm: str = "group"
-  mmrm: bool = True
-  mmrm_channel_attention: bool = True
-  mmrm_spatial_attention: bool = True
-  up_channel_attention: bool = True
-  spatial_attention_kernel: int = 7
-  spatial_attention_impl: str = "auto"
   non_blind: bool = False
+  block: ModuleDef = MMRM
+  up_attention: ModuleDef | None = EfficientChannelAttention
+  conv: ModuleDef = nn.Conv
   dtype: Dtype = jnp.float32
-
-  def block(self, features: int, name: str):
-    if self.mmrm:
-      return MMRM(features, self.mmrm_channel_attention, self.mmrm_spatial_attention, self.norm,
-                  self.spatial_attention_kernel, self.spatial_attention_impl, self.dtype,
-                  name=name)
-    return ResidualBlock(features, self.norm, self.dtype, name=name)
 
   @nn.compact
   def __call__(self, masked, hole=None):
@@ -63,23 +60,22 @@ class Generator(nn.Module):
       hole = hole.astype(x.dtype)
       x = jnp.concatenate([x * (1.0 - hole), hole], axis=-1)
     widths = [self.base_width * m for m in self.width_multipliers]
-    h = nn.Conv(widths[0], (3, 3), padding="SAME", dtype=self.dtype, name="stem")(
-        x.astype(self.dtype))
+    h = self.conv(widths[0], (3, 3), padding="SAME", name="stem")(x.astype(self.dtype))
     skips = []
     for i, w in enumerate(widths):
-      h = self.block(w, f"down{i}")(h)
+      h = self.block(w, name=f"down{i}")(h)
       skips.append(h)
-      h = act(nn.Conv(w, (3, 3), strides=(2, 2), padding=DOWN_PADDING, dtype=self.dtype,
-                      name=f"downsample{i}")(h))
-    h = self.block(widths[-1], "bottleneck")(h)
+      h = act(self.conv(w, (3, 3), strides=(2, 2), padding=DOWN_PADDING,
+                        name=f"downsample{i}")(h))
+    h = self.block(widths[-1], name="bottleneck")(h)
     for i in reversed(range(levels)):
       n, hh, ww, c = h.shape
       h = jnp.broadcast_to(h[:, :, None, :, None, :], (n, hh, 2, ww, 2, c)).reshape(
           n, 2 * hh, 2 * ww, c)  # nearest-neighbour 2x
-      h = act(nn.Conv(widths[i], (3, 3), padding="SAME", dtype=self.dtype, name=f"upconv{i}")(h))
+      h = act(self.conv(widths[i], (3, 3), padding="SAME", name=f"upconv{i}")(h))
       h = jnp.concatenate([h, skips[i]], axis=-1)
-      if self.up_channel_attention:
-        h = EfficientChannelAttention(dtype=self.dtype, name=f"up_eca{i}")(h)
-      h = self.block(widths[i], f"up{i}")(h)
-    out = nn.Conv(3, (3, 3), padding="SAME", dtype=self.dtype, name="head")(h)
+      if self.up_attention is not None:
+        h = self.up_attention(name=f"up_eca{i}")(h)
+      h = self.block(widths[i], name=f"up{i}")(h)
+    out = self.conv(3, (3, 3), padding="SAME", name="head")(h)
     return jnp.tanh(out.astype(jnp.float32))

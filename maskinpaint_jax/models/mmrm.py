@@ -13,7 +13,7 @@ channel attention (the ablations of Tables IV/V); `ResidualBlock` is the "w/o MM
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -21,6 +21,9 @@ import jax.numpy as jnp
 from maskinpaint_jax.models.attention import EfficientChannelAttention, SpatialAttention
 
 Dtype = Any
+ModuleDef = Any  # a Module class or a functools.partial of one: called with the per-use options
+# norm(features, name=...) -> a Module mapping (N, H, W, features) to the same shape.
+NormDef = Callable[..., nn.Module]
 LEAKY_SLOPE = 0.2
 
 
@@ -28,65 +31,64 @@ def act(x):
   return nn.leaky_relu(x, LEAKY_SLOPE)
 
 
-def norm_layer(kind: str, dtype: Dtype, name: str | None = None):
+def group_norm(features: int, *, name: str | None = None, dtype: Dtype = jnp.float32):
   """GroupNorm with gcd(C, 32) groups (32 for wide layers, one channel per group for thin
   ones): independent of the batch, so any per-device batch and inference behave the same."""
-  if kind == "group":
-    return lambda x: nn.GroupNorm(num_groups=math.gcd(x.shape[-1], 32), dtype=dtype,
-                                  name=name)(x)
-  if kind == "none":
-    return lambda x: x
-  raise ValueError(f"norm must be 'group' or 'none', got {kind!r}")
+  return nn.GroupNorm(num_groups=math.gcd(features, 32), dtype=dtype, name=name)
 
 
-def conv_norm(x, features: int, k: int, norm: str, dtype: Dtype, conv_name: str,
+def conv_norm(x, features: int, k: int, conv: ModuleDef, norm: NormDef | None, conv_name: str,
               norm_name: str):
-  """k x k conv then norm. The conv has no bias when a norm follows: the norm would cancel it."""
-  h = nn.Conv(features, (k, k), padding="SAME", use_bias=norm == "none", dtype=dtype,
-              name=conv_name)(x)
-  return norm_layer(norm, dtype, norm_name)(h)
+  """k x k conv then norm (none when `norm` is None). The conv has no bias when a norm follows:
+  the norm would cancel it."""
+  h = conv(features, (k, k), padding="SAME", use_bias=norm is None, name=conv_name)(x)
+  return h if norm is None else norm(features, name=norm_name)(h)
 
 
-def residual(x, h, features: int, dtype: Dtype):
+def residual(x, h, features: int, conv: ModuleDef):
   """act(h + x), through a 1x1 projection of x when the channel count changes."""
-  shortcut = x if x.shape[-1] == features else nn.Conv(
-      features, (1, 1), dtype=dtype, name="projection")(x)
+  shortcut = x if x.shape[-1] == features else conv(features, (1, 1), name="projection")(x)
   return act(h + shortcut)
 
 
 class MMRM(nn.Module):
+  """(N, H, W, C) -> (N, H, W, features), in the dtype `conv` computes in.
+
+  conv: the convolution (`nn.Conv` with the compute dtype bound); norm: `group_norm` or None;
+  spatial_attention / channel_attention: the attention modules (SpatialAttention,
+  EfficientChannelAttention with their options bound), None for the ablations without them.
+  """
   features: int
-  channel_attention: bool = True
-  spatial_attention: bool = True
-  norm: str = "group"
-  sa_kernel: int = 7
-  sa_impl: str = "auto"
-  dtype: Dtype = jnp.float32
+  conv: ModuleDef = nn.Conv
+  norm: NormDef | None = group_norm
+  spatial_attention: ModuleDef | None = SpatialAttention
+  channel_attention: ModuleDef | None = EfficientChannelAttention
 
   @nn.compact
   def __call__(self, x):
     branches = []
     for k in (1, 3, 5):
-      h = act(conv_norm(x, self.features, k, self.norm, self.dtype, f"conv{k}x{k}",
+      h = act(conv_norm(x, self.features, k, self.conv, self.norm, f"conv{k}x{k}",
                         f"norm{k}x{k}"))
-      if self.spatial_attention and k > 1:
-        h = SpatialAttention(self.sa_kernel, self.sa_impl, self.dtype, name=f"sa{k}x{k}")(h)
+      if self.spatial_attention is not None and k > 1:
+        h = self.spatial_attention(name=f"sa{k}x{k}")(h)
       branches.append(h)
     h = jnp.concatenate(branches, axis=-1)
-    if self.channel_attention:
-      h = EfficientChannelAttention(dtype=self.dtype, name="eca")(h)
-    h = conv_norm(h, self.features, 1, self.norm, self.dtype, "fuse", "norm_fuse")
-    return residual(x, h, self.features, self.dtype)
+    if self.channel_attention is not None:
+      h = self.channel_attention(name="eca")(h)
+    h = conv_norm(h, self.features, 1, self.conv, self.norm, "fuse", "norm_fuse")
+    return residual(x, h, self.features, self.conv)
 
 
 class ResidualBlock(nn.Module):
-  """A plain ResNet basic block (two 3x3 convs): the "w/o MMRM" ablation."""
+  """A plain ResNet basic block (two 3x3 convs): the "w/o MMRM" ablation. (N, H, W, C) ->
+  (N, H, W, features); `conv` and `norm` as MMRM's."""
   features: int
-  norm: str = "group"
-  dtype: Dtype = jnp.float32
+  conv: ModuleDef = nn.Conv
+  norm: NormDef | None = group_norm
 
   @nn.compact
   def __call__(self, x):
-    h = act(conv_norm(x, self.features, 3, self.norm, self.dtype, "conv1", "norm1"))
-    h = conv_norm(h, self.features, 3, self.norm, self.dtype, "conv2", "norm2")
-    return residual(x, h, self.features, self.dtype)
+    h = act(conv_norm(x, self.features, 3, self.conv, self.norm, "conv1", "norm1"))
+    h = conv_norm(h, self.features, 3, self.conv, self.norm, "conv2", "norm2")
+    return residual(x, h, self.features, self.conv)

@@ -30,7 +30,7 @@ def forward_flops(module, variables, *inputs) -> float:
 def summarize(config: ml_collections.ConfigDict) -> dict:
   """{params, flops} of the generator and discriminator of `config` (per image)."""
   image, hole = models.example_inputs(config.data.image_size)
-  g, d = models.make_generator(config.model), models.make_discriminator(config)
+  g, d = models.build(config.model), models.build_discriminator(config)
   gv = jax.eval_shape(g.init, jax.random.key(0), image, hole)
   dv = jax.eval_shape(d.init, jax.random.key(0), image)
   return dict(g_params=count_params(gv["params"]), d_params=count_params(dv["params"]),

@@ -78,7 +78,7 @@ def start_reference(config) -> dict[str, float] | None:
   from maskinpaint_jax import models  # pylint: disable=g-import-not-at-top
   model_config, params, _ = checkpoint.load_generator(config.init_generator)
   batch = _validation_batch(config)
-  g = models.make_generator(model_config.model)
+  g = models.build(model_config.model)
   inputs = {k: batch[k] for k in ("clean", "masked", "hole")}
   outputs = jax.device_get(train_step.validation_metrics(g, params, inputs))
   return train_step.validation_row(outputs, batch["clean"], batch["mask_type"])
