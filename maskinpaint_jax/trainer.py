@@ -26,12 +26,11 @@ import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 
-from maskinpaint_jax import checkpoint, errors, images, input_pipeline, models, runlog
+from maskinpaint_jax import (checkpoint, errors, evaluators, images, input_pipeline, masks,
+                             models, runlog)
 from maskinpaint_jax import workdir as workdir_lib
 from maskinpaint_jax.train_step import (TrainState, from_items, init_state, make_optimizers,
-                                        perceptual_variables,
-                                        to_items, train_step, validation_metrics,
-                                        validation_row)
+                                        perceptual_variables, to_items, train_step)
 
 # Fields that must match a checkpoint's config to resume from it (Grain's saved iterator state
 # holds one position per worker process: it loads only into as many workers).
@@ -263,27 +262,39 @@ def log_train(step: int, total_steps: int, step_metrics, rate: float, epoch: flo
   return last
 
 
-def make_validator(g, split: str, batch, writer: runlog.MetricsWriter, workdir: pathlib.Path):
-  """validate(step, g_params) -> the val_* metrics of G on the fixed batch, also logged, with
-  the picture grid written (process 0)."""
-  metrics_fn = jax.jit(functools.partial(validation_metrics, g))
+# The console's words for the validation metrics it knows; any other is shown by its key.
+SUMMARY = {"val_psnr": "PSNR {:.2f} dB", "val_psnr_hole": "hole PSNR {:.2f} dB",
+           "val_psnr_composite": "composite PSNR {:.2f} dB", "val_ssim": "SSIM {:.2%}",
+           "val_lpips": "composite LPIPS-Alex {:.3f}", "val_lpips_vgg": "LPIPS-VGG {:.3f}"}
+
+
+def validation_summary(val: dict[str, float]) -> str:
+  """One console line of a validation row's overall means (the per-style ones stay in
+  metrics.jsonl)."""
+  styles = tuple(f"_{t}" for t in masks.MASK_TYPES)
+  keys = [k for k in SUMMARY if k in val] + [k for k in val if k not in SUMMARY
+                                               and not k.endswith(styles)]
+  return ", ".join(SUMMARY[k].format(val[k]) if k in SUMMARY
+                   else f"{k[len('val_'):]} {val[k]:.4g}" for k in keys)
+
+
+def make_validator(g, listed, split: str, batch, writer: runlog.MetricsWriter,
+                   workdir: pathlib.Path):
+  """validate(step, g_params) -> the val_* metrics of `listed` (config.evals.validation) of G on
+  the fixed batch, also logged, with the picture grid written (process 0)."""
+  device_fn = jax.jit(functools.partial(evaluators.validation_device, g, listed))
   # On the devices once, not at every validation (ids are strings: no jit input).
   inputs = jax.device_put({k: batch[k] for k in ("clean", "masked", "hole")})
 
   def validate(step: int, g_params) -> dict[str, float]:
-    outputs = jax.device_get(metrics_fn(g_params, inputs))
-    out8 = outputs[2]
-    val = validation_row(outputs, batch["clean"], batch["mask_type"])
+    device, out8, comp8 = jax.device_get(device_fn(g_params, inputs))
+    val = evaluators.validation_row(listed, {"raw": out8, "composite": comp8}, batch, device)
     writer.scalars(step, val)
     if is_main():
       grid = sample_grid(batch, out8)
       writer.image(step, f"samples/{split}", grid)
       images.save_png(workdir / "samples" / f"step_{step:07d}.png", grid)
-    lpips = (f", composite LPIPS-Alex {val['val_lpips']:.3f} / VGG {val['val_lpips_vgg']:.3f}"
-             if "val_lpips" in val else "")
-    say(f"  validation ({split}, {len(batch['clean'])} images): PSNR {val['val_psnr']:.2f} dB "
-        f"(hole {val['val_psnr_hole']:.2f}, composite {val['val_psnr_composite']:.2f}) SSIM "
-        f"{100 * val['val_ssim']:.2f} %{lpips}")
+    say(f"  validation ({split}, {len(batch['clean'])} images): {validation_summary(val)}")
     return val
 
   return validate
@@ -314,6 +325,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   workdir = pathlib.Path(workdir).expanduser().absolute()
   check_batch_layout(config)
   val_split, val_batch = validation_batch(config)  # before any file is written
+  val_metrics = evaluators.names(config, "validation")
   last = {}
   with contextlib.ExitStack() as cleanup:  # also on an error or a second Ctrl-C
     if is_main():  # one writer per workdir, before anything is written or compiled
@@ -329,7 +341,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     # Written after the resume check: a refused config changes nothing in the workdir.
     write_config(workdir, config)
     writer = cleanup.enter_context(runlog.MetricsWriter(workdir, enabled=is_main()))
-    validate = make_validator(parts.g, val_split, val_batch, writer, workdir)
+    validate = make_validator(parts.g, val_metrics, val_split, val_batch, writer, workdir)
     say(f"training {info.names} ({info.num_examples} examples), global batch "
         f"{config.batch_size} on {jax.device_count()} device(s) / {jax.process_count()} "
         f"process(es), steps {start_step} -> {total_steps} "

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import run_cli
 from maskinpaint_jax import baselines, checkpoint, input_pipeline, metrics
-from maskinpaint_jax import evaluation, runlog
+from maskinpaint_jax import evaluation, evaluators, runlog
 
 
 @pytest.mark.slow
@@ -109,13 +109,13 @@ def test_scores_and_per_style_means_match_numpy():
   clean, out = (rng.integers(0, 256, (4, 16, 16, 3), dtype=np.uint8) for _ in range(2))
   hole = np.zeros((4, 16, 16, 1), np.uint8)
   hole[:, 4:12, 4:12] = 1
-  s = evaluation.score_batch(clean, {"ours_raw": out}, hole, False, None, None)["ours_raw"]
+  s = evaluators.score(("psnr", "psnr_hole", "ssim"), out, evaluators.Truth(clean, hole))
   err = (clean.astype(float) - out) ** 2
   np.testing.assert_allclose(s["psnr"], 10 * np.log10(255 ** 2 / err.mean((1, 2, 3))), rtol=1e-5)
   np.testing.assert_allclose(s["psnr_hole"], 10 * np.log10(255 ** 2 / err[:, 4:12, 4:12].mean(
       (1, 2, 3))), rtol=1e-5)
   assert set(s) == {"psnr", "psnr_hole", "ssim"}  # neither LPIPS nor identity asked for
-  per_image = {m: {k: [] for k in runlog.METRICS} for m in runlog.METHODS}
+  per_image = {m: {k: [] for k in evaluators.KEYS} for m in runlog.METHODS}
   for m in runlog.METHODS:
     per_image[m]["psnr"] = [1.0, 2.0, 3.0, 6.0]
   summary = evaluation.summarize(per_image, ["surgical", "rect", "rect", "cloth"])
@@ -128,7 +128,7 @@ def test_scores_and_per_style_means_match_numpy():
 def test_results_written_before_lpips_alexnet_read_as_n_a(tmp_path):
   """An older results.json's `lpips` was LPIPS-VGG of another package: never shown as AlexNet."""
   from maskinpaint_jax import reporting
-  row = {k: 1.0 for k in runlog.METRICS}
+  row = {k: 1.0 for k in evaluators.KEYS}
   old = {"meta": {"lpips": None, "step": 1, "split": "test", "model_summary": "m", "date": "d",
                   "machine": "x"},
          "datasets": {"face_mask_32": {"summary": {"all": {"n": 1, **{

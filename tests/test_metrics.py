@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from maskinpaint_jax import baselines, metrics, reporting, runlog
+from maskinpaint_jax import baselines, evaluators, metrics, reporting, runlog
 
 
 def _pair(seed, shape=(3, 40, 36, 3)):
@@ -98,7 +98,7 @@ def test_lpips_says_why_it_cannot_be_computed(monkeypatch):
 
 
 def test_results_json_round_trip_keeps_both_lpips_and_every_table_shows_them(tmp_path):
-  means = {m: {k: None for k in runlog.METRICS} for m in runlog.METHODS}
+  means = {m: {k: None for k in evaluators.KEYS} for m in runlog.METHODS}
   for i, m in enumerate(runlog.METHODS):
     means[m].update(psnr=20.0 + i, psnr_hole=15.0 + i, ssim=80.0 + i, lpips=30.0 - i,
                     lpips_vgg=40.0 - i)

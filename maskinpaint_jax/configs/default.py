@@ -89,4 +89,11 @@ def get_config():
   config.checkpoint_every_steps = 1000
   config.keep_checkpoints = 3
   config.num_eval_images = 64                   # fixed validation batch
+  # What each evaluator computes: names of maskinpaint_jax/evaluators.py METRICS (big_vision's
+  # config.evals). The paper's III.C.2 metrics (PSNR, SSIM, LPIPS) and hole PSNR, which is what
+  # inpainting changes; `identity` needs face_recognition and the faces' landmarks, so only the
+  # test split's evaluation (evaluate.py) computes it.
+  config.evals = ml_collections.ConfigDict()
+  config.evals.validation = "psnr,ssim,psnr_hole,lpips,lpips_vgg"  # every eval_every_steps
+  config.evals.test = "psnr,psnr_hole,ssim,lpips,lpips_vgg,identity"  # evaluate.py
   return config

@@ -27,7 +27,7 @@ from absl import flags
 import cv2
 import numpy as np
 
-from maskinpaint_jax import baselines, cli, input_pipeline, metrics, reporting
+from maskinpaint_jax import baselines, cli, evaluators, input_pipeline, reporting
 
 TITLE = "Face size: which generator serves which face"
 
@@ -73,9 +73,15 @@ def composite_at(filler, model_side: int, masked: np.ndarray, hole: np.ndarray) 
   return np.where(hole > 0, resize(np.asarray(raw), side), masked).astype(np.uint8)
 
 
+# The evaluators.METRICS this bench scores (its table has their two columns): hole PSNR (dB)
+# and LPIPS-AlexNet (x100).
+METRICS = ("psnr_hole", "lpips")
+
+
 def score(out: np.ndarray, clean: np.ndarray, hole: np.ndarray) -> dict:
-  return dict(psnr_hole=float(np.mean(metrics.psnr(out, clean, hole))),
-              lpips=float(100 * np.mean(metrics.lpips(out, clean, "alexnet"))))
+  """{psnr_hole, lpips}: the means over faces of uint8 composites `out` (N, S, S, 3) against
+  `clean` (N, S, S, 3) uint8, `hole` (N, S, S, 1) {0, 1}."""
+  return evaluators.mean_scores(METRICS, out, evaluators.Truth(clean, hole))
 
 
 def measure(examples: list[dict], fillers: dict, sides: list[int]) -> dict:

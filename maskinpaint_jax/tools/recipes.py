@@ -29,8 +29,7 @@ from absl import flags
 from flax import traverse_util
 
 from maskinpaint_jax import masks as data_masks
-from maskinpaint_jax import baselines, cli, metrics
-from maskinpaint_jax import reporting, runlog, train_step, trainer
+from maskinpaint_jax import baselines, cli, evaluators, reporting, runlog, trainer
 
 STYLES = data_masks.MASK_TYPES
 
@@ -54,34 +53,38 @@ def _validation_batch(config):
 
 
 def telea_reference(config, with_lpips: bool = False) -> dict[str, float]:
-  """Telea's hole PSNR per style on the validation images the trainer validates on; with
-  `with_lpips`, also its LPIPS (`val_lpips`, `val_lpips_vgg`, `val_lpips_<style>`: Telea
-  changes only the hole, so its output is its composite)."""
+  """Telea's hole PSNR per style ({style: dB} and "face_mask", the face-mask images' mean) on
+  the validation images the trainer validates on, by the trainer's evaluators; with
+  `with_lpips`, also its LPIPS (`val_lpips`, `val_lpips_vgg`, `val_lpips_<style>`)."""
   batch = _validation_batch(config)
   filled = baselines.telea(batch["masked"], batch["hole"])
-  per_image = np.asarray(jax.device_get(metrics.psnr(filled, batch["clean"], batch["hole"])))
-  out = train_step.per_style(per_image, batch["mask_type"])
+  listed = ("psnr_hole",) + (("lpips", "lpips_vgg") if with_lpips else ())
+  # Telea changes only the hole: its output is its own composite.
+  row = evaluators.validation_row(listed, {"raw": filled, "composite": filled}, batch)
+  out = {s: v for s in STYLES if (v := row.get(f"val_psnr_hole_{s}")) is not None}
   face = np.isin(batch["mask_type"], [STYLES.index(s) for s in data_masks.FACE_MASK_STYLES])
+  per_image = evaluators.score(("psnr_hole",), filled,
+                               evaluators.Truth(batch["clean"], batch["hole"]))["psnr_hole"]
   out["face_mask"] = float(per_image[face].mean()) if face.any() else math.nan
-  if with_lpips:
-    out.update({f"val_{k}": v for k, v in train_step.validation_lpips(
-        np.asarray(filled), batch["clean"], batch["mask_type"]).items()})
+  out.update({k: v for k, v in row.items() if k.startswith("val_lpips")})
   return out
 
 
 def start_reference(config) -> dict[str, float] | None:
-  """The validation metrics (the trainer's val_* keys) of the generator the run started from
-  (config.init_generator), on the run's validation images; None for a run from scratch."""
+  """The validation metrics (the trainer's val_* keys, of the run's config.evals.validation) of
+  the generator the run started from (config.init_generator), on the run's validation images;
+  None for a run from scratch."""
   if not config.get("init_generator"):
     return None
   from maskinpaint_jax import checkpoint  # pylint: disable=g-import-not-at-top
   from maskinpaint_jax import models  # pylint: disable=g-import-not-at-top
   model_config, params, _ = checkpoint.load_generator(config.init_generator)
   batch = _validation_batch(config)
-  g = models.build(model_config.model)
+  listed = evaluators.names(config, "validation")
   inputs = {k: batch[k] for k in ("clean", "masked", "hole")}
-  outputs = jax.device_get(train_step.validation_metrics(g, params, inputs))
-  return train_step.validation_row(outputs, batch["clean"], batch["mask_type"])
+  device, out8, comp8 = jax.device_get(evaluators.validation_device(
+      models.build(model_config.model), listed, params, inputs))
+  return evaluators.validation_row(listed, {"raw": out8, "composite": comp8}, batch, device)
 
 
 def style_columns(row: dict) -> dict[str, float]:
