@@ -25,6 +25,7 @@ from __future__ import annotations
 import sys
 
 from absl import app, flags, logging
+import ml_collections
 from ml_collections import config_flags
 
 from maskinpaint_jax import errors
@@ -101,6 +102,24 @@ def load_config(path):
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config(*arg)
+
+
+def set_fields(config, overrides: dict):
+  """Sets `overrides` ({"data.data_dir": value, ...}) in `config` (a ConfigDict, in place), as
+  `--config.a.b=value` would.
+
+  Raises:
+    errors.MismatchError: a field the config does not have.
+  """
+  for key, value in overrides.items():
+    *parents, leaf = key.split(".")
+    node = config
+    for part in parents:
+      node = node.get(part) if isinstance(node, ml_collections.ConfigDict) else None
+    if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
+      raise errors.MismatchError(f"--config.{key}: the config has no such field")
+    with node.unlocked():
+      node[leaf] = value
 
 
 def variant(arg: str | None, choices: dict[str, tuple], where: str) -> dict[str, str]:

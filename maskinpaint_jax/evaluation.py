@@ -17,13 +17,12 @@ from __future__ import annotations
 import pathlib
 import time
 
-import ml_collections
 import numpy as np
 import tqdm
 
 from maskinpaint_jax import images as image_utils
 from maskinpaint_jax import masks as mask_lib
-from maskinpaint_jax import (baselines, checkpoint, errors, evaluators, inference,
+from maskinpaint_jax import (baselines, checkpoint, cli, errors, evaluators, inference,
                              input_pipeline, metrics, reporting, runlog, shipped)
 from maskinpaint_jax.runlog import METHODS
 
@@ -87,15 +86,7 @@ def apply_overrides(config, overrides: dict):
     errors.MismatchError: a field the config does not have.
   """
   config = config.copy_and_resolve_references()
-  for key, value in overrides.items():
-    *parents, leaf = key.split(".")
-    node = config
-    for part in parents:
-      node = node.get(part) if isinstance(node, ml_collections.ConfigDict) else None
-    if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
-      raise errors.MismatchError(f"--config.{key}: the model's config has no such field")
-    with node.unlocked():
-      node[leaf] = value
+  cli.set_fields(config, overrides)
   return config
 
 

@@ -61,59 +61,53 @@ def get_config(arg: str = ""):
     raise errors.UsageError(
         f"configs/shipped.py: no variant {arg!r}: res=128 is a stage (finetune or wild) from a "
         "64 px model, stage=wild is 128 px only, data=mix is stage=wild only")
-  config = _base()
-  if stage in ("finetune", "wild"):
-    _finetune(config)
-  if res == "128":
-    _at_128(config)
-  if stage == "wild":
-    _wild(config, WILD_DATA_DIRS[data])
-  return config
-
-
-def _base():
   config = cli.load_config(pathlib.Path(__file__).with_name("demo.py"))
-  config.data.data_dir = "data/tfds12k"
-  config.num_train_steps = 12000
-  config.model.width_multipliers = (1, 2, 4, 8)  # 4 levels: a 4 px bottleneck sees the hole
-  config.model.non_blind = True
-  config.loss.hole_l1_weight = 4.0
-  config.log_every_steps = 50
-  config.eval_every_steps = 250
-  config.checkpoint_every_steps = 250
-  config.keep_checkpoints = 100      # every checkpoint is kept for the learning curve
-  config.num_eval_images = 256       # 128 face-mask + 128 rectangle validation images
+  # Each step overrides the one before: stage 1, then the fine-tune, then 128 px, then wild.
+  steps = [BASE] + [FINETUNE] * (stage != "base") + [AT_128] * (res == "128") + [
+      dict(WILD, **{"data.data_dir": WILD_DATA_DIRS[data]})] * (stage == "wild")
+  for overrides in steps:
+    cli.set_fields(config, overrides)
   return config
 
 
-def _finetune(config):
-  config.init_generator = "runs/shipped_base"
-  config.optim.learning_rate = 1e-4
-  config.data.fresh_masks = True
-  config.loss.perceptual_weight = 3.0
-  config.loss.perceptual_net = "lpips_vgg"
-  config.loss.perceptual_region = "hole"
-  config.num_train_steps = 2500
-  config.eval_every_steps = 250
-  config.checkpoint_every_steps = 250
-
-
-def _at_128(config):
-  config.init_generator = "pretrained/face_mask_64"
-  config.data.data_dir = "data/tfds12k_128"
-  config.data.image_size = 128
-  config.data.train_datasets = "face_mask"
-  config.data.eval_datasets = "face_mask"
-  config.num_eval_images = 128
-  config.num_train_steps = 3000
-  config.eval_every_steps = 200
-  config.checkpoint_every_steps = 100
-
-
-def _wild(config, data_dir: str):
-  config.init_generator = "pretrained/face_mask_128"
-  config.data.data_dir = data_dir
-  config.num_train_steps = 20000     # stopped by time; every checkpoint resumes exactly
-  config.eval_every_steps = 100
-  config.checkpoint_every_steps = 50
-  config.keep_checkpoints = 100
+BASE = {
+    "data.data_dir": "data/tfds12k",
+    "num_train_steps": 12000,
+    "model.width_multipliers": (1, 2, 4, 8),  # 4 levels: a 4 px bottleneck sees the hole
+    "model.non_blind": True,
+    "loss.hole_l1_weight": 4.0,
+    "log_every_steps": 50,
+    "eval_every_steps": 250,
+    "checkpoint_every_steps": 250,
+    "keep_checkpoints": 100,      # every checkpoint is kept for the learning curve
+    "num_eval_images": 256,       # 128 face-mask + 128 rectangle validation images
+}
+FINETUNE = {
+    "init_generator": "runs/shipped_base",
+    "optim.learning_rate": 1e-4,
+    "data.fresh_masks": True,
+    "loss.perceptual_weight": 3.0,
+    "loss.perceptual_net": "lpips_vgg",
+    "loss.perceptual_region": "hole",
+    "num_train_steps": 2500,
+    "eval_every_steps": 250,
+    "checkpoint_every_steps": 250,
+}
+AT_128 = {
+    "init_generator": "pretrained/face_mask_64",
+    "data.data_dir": "data/tfds12k_128",
+    "data.image_size": 128,
+    "data.train_datasets": "face_mask",
+    "data.eval_datasets": "face_mask",
+    "num_eval_images": 128,
+    "num_train_steps": 3000,
+    "eval_every_steps": 200,
+    "checkpoint_every_steps": 100,
+}
+WILD = {
+    "init_generator": "pretrained/face_mask_128",
+    "num_train_steps": 20000,     # stopped by time; every checkpoint resumes exactly
+    "eval_every_steps": 100,
+    "checkpoint_every_steps": 50,
+    "keep_checkpoints": 100,
+}
