@@ -47,7 +47,7 @@ def evaluate_dataset(filler, source, *, listed, batch_size, limit, num_samples):
                              np.stack([e["landmarks"] for e in examples]))
     for method, out in outputs.items():
       for k, v in evaluators.score(listed, out, truth).items():
-        per_image[method][k].extend(np.asarray(v).tolist())
+        per_image[method].setdefault(k, []).extend(np.asarray(v).tolist())
     styles = [mask_lib.MASK_TYPES[int(e["mask_type"])] for e in examples]
     mask_types += styles
     for i, style in enumerate(styles):  # a picture grid per mask style

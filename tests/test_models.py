@@ -113,6 +113,23 @@ def test_ablation_flags_change_the_parameter_tree_as_expected():
   assert any(p.startswith("down0/conv1/") for p in no_mmrm) and has(no_mmrm, "up_eca0")
 
 
+def test_build_binds_the_model_options_to_the_injected_factories():
+  """norm "none": no norm parameters and a bias on every conv (nothing cancels it); the spatial
+  attention kernel and the compute dtype reach the blocks; an unknown norm is an error."""
+  flat = lambda shapes: flax.traverse_util.flatten_dict(shapes["params"], sep="/")
+  plain = flat(init_shapes(small_config(norm="none", spatial_attention_kernel=3)))
+  assert not any("norm" in k for k in plain)
+  assert {k for k in plain if k.endswith("conv3x3/bias")} == {
+      f"{b}/conv3x3/bias" for b in ("down0", "down1", "bottleneck", "up0", "up1")}
+  assert plain["down0/sa3x3/conv/kernel"].shape == (3, 3, 2, 1)
+  grouped = flat(init_shapes(small_config()))
+  assert "down0/norm3x3/scale" in grouped and "down0/conv3x3/bias" not in grouped
+  g16 = models.build(small_config(dtype="bfloat16").model)
+  assert g16.conv.keywords["dtype"] == jnp.bfloat16 == g16.block.keywords["conv"].keywords["dtype"]
+  with pytest.raises(ValueError, match="norm must be"):
+    models.build(small_config(norm="batch").model)
+
+
 def test_non_blind_flag_adds_the_hole_channel():
   blind = init_shapes(small_config())
   non_blind = init_shapes(small_config(non_blind=True))
