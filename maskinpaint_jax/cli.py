@@ -137,7 +137,7 @@ def variant(arg: str | None, choices: dict[str, tuple], where: str) -> dict[str,
     if not eq or key not in choices or value not in choices[key]:
       raise errors.UsageError(
           f"{where}: variant part {part!r}; expected KEY=VALUE, comma-separated, with "
-          + "; ".join(f"{k} in {'|'.join(v)}" for k, v in choices.items()))
+          + "; ".join(f"{k} in {'|'.join(c for c in v if c)}" for k, v in choices.items()))
     out[key] = value
   return out
 
@@ -173,6 +173,10 @@ def parse_or_exit(argv, fv: flags.FlagValues = flags.FLAGS) -> list[str]:
     msg = str(e)
     if "--config." in msg:
       msg = f"wrong type or value in a config override: {msg}"
+    elif "Error whilst parsing config file" in msg:
+      # ml_collections puts get_config's whole traceback in the message: its last line is the
+      # config's own error ("Class: what went wrong"), which is all a user needs.
+      msg = msg.strip().splitlines()[-1].split(": ", 1)[-1]
     sys.stderr.write(f"error: {msg}\n")
     sys.exit(2)
   except (AttributeError, KeyError) as e:

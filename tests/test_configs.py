@@ -61,6 +61,17 @@ def test_a_variant_that_does_not_exist_is_an_error_naming_the_choices(arg):
     cli.load_config(f"{CONFIGS / 'shipped.py'}:{arg}")
 
 
+def test_a_bad_variant_on_the_command_line_is_one_error_line_and_status_2(capsys):
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  fv = flags.FlagValues()
+  cli.define_config_flag(fv=fv)
+  with pytest.raises(SystemExit) as e:
+    cli.parse_or_exit(["prog", f"--config={CONFIGS / 'shipped.py'}:stage=nope"], fv)
+  err = capsys.readouterr().err
+  assert e.value.code == 2 and err.count("\n") == 1, err
+  assert err.startswith("error: configs/shipped.py: variant part 'stage=nope'") and "wild" in err
+
+
 def test_no_config_builds_on_one_that_builds_on_another_that_builds_on_a_third():
   """Inheritance at most two deep: a variant is an argument of its family's module, not a file
   over a file (what each file loads is read from its source)."""
