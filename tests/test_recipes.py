@@ -93,3 +93,25 @@ def test_curve_of_a_fine_tune_starts_with_the_starting_model(tmp_path):
   # styles' mean, x100), LPIPS-Alex and LPIPS-VGG of all images.
   assert first == ("| 0 | 0 | 0.00 | +2.00 | +1.00 | +2.00 | +3.00 | +4.00 | 4.00 | 6.00 | "
                    "7.00 |")
+
+
+def test_telea_reference_scores_the_trainers_validation_images(mock_data):
+  """Telea's hole PSNR per style and over the face-mask images, against numpy on the same
+  fixed validation batch the trainer validates on; its LPIPS per style averages to the whole."""
+  from maskinpaint_jax import baselines, masks, trainer
+  batch = trainer.validation_batch(mock_data)[1]
+  filled = baselines.telea(batch["masked"], batch["hole"]).astype(float)
+  hole = batch["hole"][..., 0].astype(bool)
+  psnr = np.array([10 * np.log10(255.0 ** 2 / ((f - c) ** 2)[h].mean())
+                   for f, c, h in zip(filled, batch["clean"].astype(float), hole)])
+  ref = recipes.telea_reference(mock_data, with_lpips=True)
+  styles = [masks.MASK_TYPES[t] for t in batch["mask_type"]]
+  for style in set(styles):
+    sel = [s == style for s in styles]
+    np.testing.assert_allclose(ref[style], psnr[sel].mean(), rtol=1e-5)
+  face = [s in masks.FACE_MASK_STYLES for s in styles]
+  np.testing.assert_allclose(ref["face_mask"], psnr[face].mean(), rtol=1e-5)
+  counts = {s: styles.count(s) for s in set(styles)}
+  np.testing.assert_allclose(sum(ref[f"val_lpips_{s}"] * n for s, n in counts.items())
+                             / len(styles), ref["val_lpips"], rtol=1e-5)
+  assert 0 < ref["val_lpips_vgg"] < 1 and "val_psnr_hole" not in ref
