@@ -35,6 +35,7 @@ COMMANDS = {
     "recipes": "quality per CPU hour of training recipes, from runs' logs",
     "report": "markdown tables from evaluation results",
     "train_face_check": "train the face check (upright? mask?)",
+    "train_face_heads": "train the face check's human-face and mask heads",
     "mask_colors": "measure the colours of real face masks",
     "link_photos": "link a fixed part of real photo folders for a dataset build",
     "travel_set": "a small training set (crops and landmarks) for a machine lent for minutes",

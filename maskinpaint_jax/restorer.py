@@ -167,6 +167,10 @@ def load_restorer(workdir=None, *, step: int | None = None, face_finder: str = "
       checker = check.load(shipped.model_dir(shipped.FACE_CHECK, models_dir))
     except (FileNotFoundError, ValueError) as e:
       raise errors.SetupError(f"face check: {e}") from e
+    if hasattr(finder, "vouch") and checker.heads is not None:
+      # A face whose shape the mesh sees, short of its other checks, is taken when the check's
+      # human-face head is sure of it (tight crops, bowed heads).
+      finder.vouch = checker.vouches
   description = (f"generator: step {loaded_step} of {source} ({config.data.image_size} px, "
                  f"{'non-blind' if config.model.non_blind else 'blind'}){large_note}; face "
                  f"finder {face_finder}; mask check {'on' if checker else 'off'}")

@@ -31,15 +31,19 @@ class FixedFinder:
 
 @dataclasses.dataclass
 class FakeCheck:
-  """Says every face wears a mask (or none does); upright when the red corner is top left."""
+  """Says every face is human (or none is) and wears a mask (or none does); upright when the
+  red corner is top left."""
   mask: bool = True
 
   def upright_probability(self, photo, found):
     upright = photo[:4, :4, 0].mean() > 200 and photo[:4, :4, 1].mean() < 50
     return float(upright and bool(found))
 
-  def wears_mask(self, photo, face):
-    return self.mask
+  human: bool = True
+
+  def assess(self, photo, face, turned=False):
+    from maskinpaint_jax.faces import check  # pylint: disable=g-import-not-at-top
+    return check.Assessment(float(self.human), float(self.mask), self.human, self.mask)
 
 
 def constant_filler(value):

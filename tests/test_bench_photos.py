@@ -60,5 +60,23 @@ def test_a_turned_photo_repainted_the_wrong_way_up_is_counted_apart():
   right.rotation, wrong.rotation = 180, 0   # the photo was turned by 180: 180 sets it upright
   got = bench_photos.tally([right, wrong, unmasked, None], want_turn=180)
   assert got == dict(photos=4, restored=1, wrong_way=1, no_mask=1, no_face=1, skipped_faces=0)
-  table = bench_photos.markdown([("turned", "restored upright", got)], 1.0)
-  assert "| turned | restored upright | 4 | 1 | 1 | 1 | 1 | 0 | 25.0 % |" in table
+  table = bench_photos.markdown([("turned", "held-out", "restored upright", got)], 1.0)
+  assert "| turned | held-out | restored upright | 4 | 1 | 1 | 1 | 1 | 0 | 25.0 % |" in table
+
+
+def test_the_totals_sum_the_held_out_rows_of_each_kind_only():
+  t = lambda restored, photos: dict(photos=photos, restored=restored, wrong_way=0, no_mask=0,
+                                    no_face=0, skipped_faces=0)
+  rows = [("realmask half A", "in-sample", "restored (kept)", t(9, 10)),
+          ("realmask half B", "held-out", "restored (kept)", t(8, 10)),
+          ("realmask_more test", "held-out", "restored (kept)", t(19, 20)),
+          ("realmask half B turned 90 degrees", "held-out", "restored upright", t(1, 10)),
+          ("nomask half B", "held-out", "left alone", t(1, 50)),
+          ("photos/", "held-out", "left alone", t(0, 6)),
+          ("not human: animal half A", "in-sample", "left alone", t(5, 40)),
+          ("not human: animal half B", "held-out", "left alone", t(1, 40)),
+          ("not human: statue half B", "held-out", "left alone", t(0, 10))]
+  totals = {label: (part, t) for label, part, _, t in bench_photos.total_rows(rows)}
+  assert totals["**all masked photos**"] == ("held-out", t(27, 30))
+  assert totals["**all unmasked photos of people**"] == ("held-out", t(1, 56))
+  assert totals["**all non-human photos**"] == ("held-out", t(1, 50))

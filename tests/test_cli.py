@@ -20,6 +20,7 @@ PROGRAMS = {
     "maskinpaint_jax.tools.bench_faces": ["--src", "/tmp/x"],
     "maskinpaint_jax.tools.bench_photos": ["--realmask", "/tmp/x", "--nomask", "/tmp/y"],
     "maskinpaint_jax.tools.bench_sizes": ["--data_dir", "/tmp/x", "--models", "m"],
+    "maskinpaint_jax.tools.train_face_heads": ["--shared", "/a", "--not_human", "/b"],
     "maskinpaint_jax.tools.train_face_check": ["--celeba", "/a", "--realmask", "/b", "--nomask",
                                                "/c"],
     "maskinpaint_jax.tools.train":

@@ -16,6 +16,7 @@ and the thresholds ship in pretrained/face_check/.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 
@@ -25,11 +26,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from maskinpaint_jax import errors, programs, shipped
-from maskinpaint_jax.faces import align, finders
+from maskinpaint_jax.faces import align, features, finders
 
 CROP_SIZE = 64        # px, the network's input side
 CROP_SCALE = 1.5      # the crop's side over the larger side of the detector's box
-WEIGHTS, MANIFEST = "face_check.msgpack", "manifest.json"
+WEIGHTS, MANIFEST, HEADS = "face_check.msgpack", "manifest.json", "heads.npz"
 
 
 class FaceCheckNet(nn.Module):
@@ -59,14 +60,37 @@ def box_crop(photo: np.ndarray, box: finders.Box, size: int = CROP_SIZE) -> np.n
   return align.warp_crop(photo, matrix, size)
 
 
-class FaceCheck:
-  """The trained net with its thresholds: `upright_probability` and `wears_mask`, the
-  interface `faces.restore` uses."""
+@dataclasses.dataclass(frozen=True)
+class Assessment:
+  """What the check says of one found face: probabilities in [0, 1] and the decisions their
+  thresholds give. `human` is True when the check has no human-face head (not asked)."""
+  human_probability: float
+  mask_probability: float
+  human: bool
+  masked: bool
 
-  def __init__(self, params, mask_threshold: float, turn_threshold: float):
+
+class FaceCheck:
+  """The trained net with its thresholds: `upright_probability` (the net's orientation head)
+  and `assess` (is a found face a human face, does it wear a mask), the interface
+  `faces.restore` uses.
+
+  With `heads` ({"human": LinearHead, "mask": LinearHead} over `features.ImageNetFeatures` of a
+  128 px box crop), the human-face and mask answers come from them; without, the mask answer
+  is the net's own mask head and every face counts as human (the check before the heads).
+  """
+
+  def __init__(self, params, mask_threshold: float, turn_threshold: float, *,
+               heads: dict | None = None, human_threshold: float = 0.5,
+               vouch_threshold: float = 1.0, turned_threshold: float = 1.0):
     self.params = params
     self.mask_threshold = mask_threshold
     self.turn_threshold = turn_threshold
+    self.heads = heads
+    self.human_threshold = human_threshold
+    self.vouch_threshold = vouch_threshold
+    self.turned_threshold = turned_threshold
+    self._features = None
     self._programs = {}  # batch size -> compiled net (programs.cached_program)
 
   def _apply(self, crops: np.ndarray):
@@ -100,11 +124,47 @@ class FaceCheck:
     weights = np.array([f.size for f in found], np.float64)
     return float((probs[:, 0] * weights).sum() / weights.sum())
 
+  def head_probabilities(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """((N,) human-face, (N,) mask probabilities) of (N, 128, 128, 3) uint8 box crops
+    (`box_crop(photo, box, features.CROP_SIZE)`), from the heads.
+
+    Raises:
+      ValueError: this check has no heads.
+    """
+    if self.heads is None:
+      raise ValueError("this face check has no human-face and mask heads")
+    if self._features is None:
+      self._features = features.ImageNetFeatures()
+    feats = self._features.features(crops)
+    return self.heads["human"].probability(feats), self.heads["mask"].probability(feats)
+
+  def assess(self, photo: np.ndarray, face: finders.Face, *, turned: bool = False
+             ) -> Assessment:
+    """Is `face` (found in uint8 (H, W, 3) `photo`) a human face, and does it wear a mask?
+    `turned`: `photo` is the user's photo turned by 90, 180 or 270 degrees because no face
+    looked upright in it as it is; an animal or a statue turned on its side passes for a face
+    more often than upright, so the human face must then reach `turned_threshold`."""
+    if self.heads is None:
+      mask = float(self.predict(box_crop(photo, face.box)[None])[1][0])
+      return Assessment(1.0, mask, True, mask >= self.mask_threshold)
+    human, mask = (float(p[0]) for p in self.head_probabilities(
+        box_crop(photo, face.box, features.CROP_SIZE)[None]))
+    threshold = self.turned_threshold if turned else self.human_threshold
+    return Assessment(human, mask, human >= threshold, mask >= self.mask_threshold)
+
+  def vouches(self, photo: np.ndarray, face: finders.Face) -> bool:
+    """Whether the human-face head is sure enough (`vouch_threshold`, stricter than the human
+    threshold) to take a face the finder's mesh sees the shape of but does not confirm alone
+    (`mesh.MeshFaceFinder.vouch`). False without heads."""
+    if self.heads is None:
+      return False
+    return self.assess(photo, face).human_probability >= self.vouch_threshold
+
   def mask_probability(self, photo: np.ndarray, face: finders.Face) -> float:
-    return float(self.predict(box_crop(photo, face.box)[None])[1][0])
+    return self.assess(photo, face).mask_probability
 
   def wears_mask(self, photo: np.ndarray, face: finders.Face) -> bool:
-    return self.mask_probability(photo, face) >= self.mask_threshold
+    return self.assess(photo, face).masked
 
 
 def save(model_dir, params, mask_threshold: float, turn_threshold: float, **provenance):
@@ -116,6 +176,31 @@ def save(model_dir, params, mask_threshold: float, turn_threshold: float, **prov
   (model_dir / MANIFEST).write_text(json.dumps(
       dict(mask_threshold=mask_threshold, turn_threshold=turn_threshold, crop_size=CROP_SIZE,
            crop_scale=CROP_SCALE, **provenance), indent=2))
+
+
+HEAD_NAMES = ("human", "mask")
+
+
+def save_heads(model_dir, heads: dict, *, human_threshold: float, mask_threshold: float,
+               vouch_threshold: float, turned_threshold: float, **provenance):
+  """Writes the human-face and mask heads (`heads.npz`) into a face check's folder and their
+  thresholds and `provenance` into its manifest.json (the orientation net stays as it is).
+
+  Raises:
+    errors.NotFoundError: no face check (manifest.json) in `model_dir`.
+  """
+  model_dir = pathlib.Path(model_dir)
+  if not (model_dir / MANIFEST).exists():
+    raise errors.NotFoundError(f"no face check in {model_dir} to add heads to")
+  arrays = {}
+  for name in HEAD_NAMES:
+    arrays.update(heads[name].to_arrays(name))
+  np.savez(model_dir / HEADS, **arrays)
+  manifest = json.loads((model_dir / MANIFEST).read_text())
+  manifest.update(human_threshold=human_threshold, mask_threshold=mask_threshold,
+                  vouch_threshold=vouch_threshold, turned_threshold=turned_threshold,
+                  heads=provenance)
+  (model_dir / MANIFEST).write_text(json.dumps(manifest, indent=2))
 
 
 def load(model_dir=None) -> FaceCheck:
@@ -140,4 +225,11 @@ def load(model_dir=None) -> FaceCheck:
   if shapes(params) != shapes(template):
     raise errors.MismatchError(f"{model_dir / WEIGHTS} does not match the face check's "
                                "architecture (saved by another version of this code?)")
-  return FaceCheck(params, manifest["mask_threshold"], manifest["turn_threshold"])
+  heads = None
+  if (model_dir / HEADS).exists():
+    with np.load(model_dir / HEADS) as arrays:
+      heads = {name: features.LinearHead.from_arrays(arrays, name) for name in HEAD_NAMES}
+  return FaceCheck(params, manifest["mask_threshold"], manifest["turn_threshold"], heads=heads,
+                   human_threshold=manifest.get("human_threshold", 0.5),
+                   vouch_threshold=manifest.get("vouch_threshold", 1.0),
+                   turned_threshold=manifest.get("turned_threshold", 1.0))

@@ -67,6 +67,7 @@ class Verdict:
   eye_error: float         # detector eyes vs. mesh eyes, in inter-ocular distances
   drift: float             # mean landmark move between the two passes, same unit
   refound: int             # looks of REFIND_LOOKS that find the face again (-1: not tried)
+  geometric: bool = False  # the mesh lands on the detector's eyes and stays put (a face's shape)
 
 
 # The re-detection check: squares of 2, 3 and 4 times the candidate's box, centred on it, seen
@@ -112,6 +113,10 @@ class MeshFaceFinder(finders.FaceFinder):
     self._full = fd.FaceDetection(fd.FaceDetectionModel.FULL)
     self._back = fd.FaceDetection(fd.FaceDetectionModel.BACK_CAMERA)
     self._mesh = fd.FaceLandmark()
+    # (photo, face) -> bool: a second opinion on a face the mesh sees the shape of but whose
+    # detector and mesh scores or re-detections fall short (the face check's human-face head;
+    # `restorer.load_restorer` sets it). None: the mesh's verdict alone.
+    self.vouch = None
 
   # --- candidates ---------------------------------------------------------------------------
   def _views(self, image: np.ndarray):
@@ -220,31 +225,71 @@ class MeshFaceFinder(finders.FaceFinder):
     trusted_detector = (cand.score >= self.min_detector_score
                         and not cand.source.endswith("_tiles"))
     confident = presence >= self.min_presence or trusted_detector
-    accepted = confident and eye_error <= self.max_eye_error and drift <= self.max_drift
+    geometric = eye_error <= self.max_eye_error and drift <= self.max_drift
+    accepted = confident and geometric
     refound = -1
     if accepted and self.min_refound:
       refound = self.refound(image, cand.box)
       accepted = refound >= self.min_refound
-    return Verdict(bool(accepted), second, presence, float(eye_error), drift, refound)
+    return Verdict(bool(accepted), second, presence, float(eye_error), drift, refound,
+                   bool(geometric))
 
   # --- the FaceFinder interface -------------------------------------------------------------
-  def find_any_size(self, image: np.ndarray) -> list[finders.Face]:
-    """Every confirmed face, largest first. Candidates are tried best score first; one that
-    overlaps a face already confirmed is the same face seen by another pass and is skipped."""
+  def examine(self, image: np.ndarray, candidates=None, limit: int = 24
+              ) -> list[tuple[Candidate, Verdict, finders.Face]]:
+    """The candidates (best score first, at most `limit`) with the mesh's verdict and the face
+    each would give; one overlapping an accepted one by IoU > 0.3 is the same face seen by
+    another pass and is not examined. `candidates`: these instead of `self.candidates(image)`."""
     pil = Image.fromarray(image)
-    found: list[finders.Face] = []
-    for cand in self.candidates(image):
-      if any(_iou(cand.box, _xyxy(f.box)) > 0.3 for f in found):
+    out = []
+    for cand in self.candidates(image) if candidates is None else candidates:
+      if len(out) >= limit:
+        break
+      if any(v.accepted and _iou(cand.box, c.box) > 0.3 for c, v, _ in out):
         continue
-      if self.verify_faces:
-        verdict = self.verify(image, pil, cand)
-        if not verdict.accepted:
+      verdict = self.verify(image, pil, cand)
+      out.append((cand, verdict, self._face(cand.box, verdict.mesh)))
+    return out
+
+  def _confirmed(self, image: np.ndarray, examined) -> list[finders.Face]:
+    """The faces the mesh confirms; with `vouch`, also those whose shape it confirms (the
+    `geometric` part of the verdict) and `vouch(image, face)` accepts."""
+    return _drop_parts_of_larger_faces([
+        face for _, verdict, face in examined
+        if verdict.accepted or (verdict.geometric and self.vouch is not None
+                                and self.vouch(image, face))])
+
+  def find_any_size(self, image: np.ndarray) -> list[finders.Face]:
+    """Every confirmed face, largest first (`examine`, `_confirmed`). When none is, and a
+    `vouch` is set, the photo is looked at once more inside a border of WIDE_PAD times its
+    longer side: a tight crop cut at the forehead or the chin shows the detector too little of
+    a face to see one otherwise."""
+    if not self.verify_faces:
+      pil = Image.fromarray(image)
+      found = []
+      for cand in self.candidates(image):
+        if any(_iou(cand.box, _xyxy(f.box)) > 0.3 for f in found):
           continue
-        mesh = verdict.mesh
-      else:
         mesh = self._mesh_pass(pil, self._roi(cand.box, cand.eyes, pil.size))[1]
-      found.append(self._face(cand.box, mesh))
-    return _drop_parts_of_larger_faces(found)
+        found.append(self._face(cand.box, mesh))
+      return _drop_parts_of_larger_faces(found)
+    found = self._confirmed(image, self.examine(image))
+    if not found and self.vouch is not None:
+      found = self._confirmed(image, self.examine(image, self.wide_candidates(image)))
+    return found
+
+  def wide_candidates(self, image: np.ndarray) -> list[Candidate]:
+    """The short-range detector's candidates in the photo inside a black border of WIDE_PAD
+    times its longer side, best first."""
+    h, w = image.shape[:2]
+    p = round(WIDE_PAD * max(h, w))
+    view = np.pad(image, ((p, p), (p, p), (0, 0)))
+    vh, vw = view.shape[:2]
+    found = []
+    for det in self._short(Image.fromarray(_shrink(view, 2 * self._short.input_shape[1]))):
+      pts = det.data * (vw, vh) - (p, p)
+      found.append(Candidate(pts[:2].reshape(-1), pts[2:4].copy(), float(det.score), "wide_pad"))
+    return sorted(found, key=lambda c: -c.score)
 
   def face_in_box(self, image: np.ndarray, box: finders.Box) -> finders.Face:
     """The mesh run on a given box, unchecked (the aligned-CelebA fallback)."""
@@ -261,6 +306,7 @@ class MeshFaceFinder(finders.FaceFinder):
     return finders.Face((top, right, bottom, left), mesh[MESH_TO_DLIB68].astype(np.float32), "mesh")
 
 
+WIDE_PAD = 0.75    # the border of `wide_candidates`, over the photo's longer side
 TILE_SIDE = 0.6     # a tile's side over the photo's shorter side
 TILE_STRIDE = 0.67  # the step between tiles over the tile's side: neighbours overlap by a third
 

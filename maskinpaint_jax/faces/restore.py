@@ -4,8 +4,9 @@
 1. Upright: faces are found in the photo as it is; when `checker` says a face is turned (90, 180
    or 270 degrees, as scanners and old cameras write photos without an orientation tag), the
    photo is turned upright first and the results are turned back.
-2. Each face: too small, cut by the frame or in profile -> "skipped" with the reason; no mask
-   (`checker`) -> "no mask", left untouched; else its hole is estimated (`holes`), or taken from
+2. Each face: too small, cut by the frame or in profile -> "skipped" with the reason; not a
+   human face (`checker`: an animal, a statue, a drawing) -> "skipped"; no mask (`checker`) ->
+   "no mask", left untouched; else its hole is estimated (`holes`), or taken from
    the user's hole map, or drawn with a synthetic mask (`add_mask`).
 3. Restore: the face crop (`align`) goes through the generator (`filler`, or of
    `more_generators` the one whose input side suits the face's size) and is pasted back inside
@@ -105,7 +106,8 @@ def restore_photo(photo: np.ndarray, finder: finders.FaceFinder,
     add_mask: "surgical", "cloth", "n95" or "random": put a synthetic mask (Algorithm 1) on each
       face first; its hole is then known. `rng` seeds it.
     min_face_size: smaller faces are skipped (px).
-    checker: `check.FaceCheck` or None: says whether a face is upright and wears a mask.
+    checker: `check.FaceCheck` or None: says whether a face is upright, human and masked (a face
+      that is not human is never restored, whatever `hole` or `add_mask` ask).
     more_generators: `paste.Generator`s of other input sides besides (`filler`, `size`); each
       face goes through the one `paste.pick_generator` picks by the size of its crop.
     detail: the share of the photo's own fine detail laid over the hole of a face the generator
@@ -128,6 +130,11 @@ def restore_photo(photo: np.ndarray, finder: finders.FaceFinder,
     if problem:
       report(SKIPPED, problem)
       continue
+    assessment = (checker.assess(work, face, turned=rotation != 0) if checker is not None
+                  else None)
+    if assessment is not None and not assessment.human:
+      report(SKIPPED, "not a human face (an animal, a statue, a drawing?): left as it is")
+      continue
     if user_hole is not None:
       face_hole = user_hole & _face_region(face, work.shape)
       if not face_hole.any():
@@ -138,7 +145,7 @@ def restore_photo(photo: np.ndarray, finder: finders.FaceFinder,
       masked, face_hole, _ = masks.apply_face_mask(masked, face.landmarks,
                                                    rng or np.random.default_rng(0), style)
     else:
-      if checker is not None and not checker.wears_mask(work, face):
+      if assessment is not None and not assessment.masked:
         report(NO_MASK, "no mask found: left as it is")
         continue
       face_hole = holes.estimate_hole(work, face.landmarks, source=face.source)

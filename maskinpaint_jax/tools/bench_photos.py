@@ -5,17 +5,21 @@ detector, which cannot see a masked face. Every decision is the same one inpaint
 only, for the HOG count.
 
   python -m maskinpaint_jax.tools.bench_photos --realmask ../shared/data/realmask \
-      --nomask ../shared/data/nomask [--photos ../shared/data/photos] [--turns 90,180,270] \
-      [--write docs/benchmarks.md]
+      --nomask ../shared/data/nomask [--realmask_more ../shared/data/realmask_more] \
+      [--nomask_more ../shared/data/nomask_more] [--not_human DIR] \
+      [--photos ../shared/data/photos] [--turns 90,180,270] [--write docs/benchmarks.md]
 
-Each folder is split in the same two fixed halves as the face check's training
-(photo_sets.half_of): half A trained the face check and chose its thresholds, half B was
-never used for either. Turned photos: half B of the masked photos turned by each of --turns.
+Each folder is split as the face check's training splits it (photo_sets.split_of): half A /
+the train part of a `_more` folder trained the check and chose its thresholds, half B / the
+test part never did; each row says which. --not_human: one folder per kind of thing that is not
+a human face (animal/, statue/, doll/, drawing/, mask_only/), halves A / B likewise. Turned
+photos: half B of the masked photos turned by each of --turns.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 import shlex
 import sys
 import time
@@ -38,6 +42,12 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS):
   flags.DEFINE_string("nomask", None, "Folder of real photos of people without masks.",
                       required=True, **d)
   flags.DEFINE_string("photos", None, "Folder of ordinary unmasked photos.", **d)
+  flags.DEFINE_string("realmask_more", None, "More real photos of people wearing masks (train "
+                      "and test parts: photo_sets.part_of).", **d)
+  flags.DEFINE_string("nomask_more", None, "More real photos of people without masks.", **d)
+  flags.DEFINE_string("not_human", None, "Folder of one sub-folder per kind of thing that is "
+                      "not a human face (animal/, statue/, drawing/, ...); halves A / B.", **d)
+  flags.DEFINE_bool("hog", True, "Also the HOG table (runs the generator on realmask/).", **d)
   flags.DEFINE_list("turns", ["90", "180", "270"], "Turns (degrees) of half B's masked photos.",
                     **d)
   flags.DEFINE_integer("min_face_size", 24, "As inpaint's flag (px).", **d)
@@ -140,23 +150,29 @@ def tally(results: list[restore.Restoration | None], want_turn: int | None = Non
   return out
 
 
-def markdown(rows: list[tuple[str, str, dict]], seconds: float) -> str:
+def markdown(rows: list[tuple[str, str, str, dict]], seconds: float) -> str:
   lines = [
       "Per photo, as inpaint decides (faces.restore, dry run; mesh finder, shipped face check, "
       "min_face_size 24): *restored* = at least one face repainted; *no mask* = faces found, "
       "all left alone as unmasked; *no face* = none found or none usable (too small, cut by the "
       "frame where the mask is, in profile beyond 60 degrees); *wrong way up* = a turned "
       "photo repainted in another orientation than upright (the hole misses the mask, often "
-      "covering the eyes): the harm this table is most about. Half A trained the face check "
-      "and chose its thresholds; half B and photos/ never did. The face finder's own "
-      "thresholds were chosen earlier on all of realmask/ (\"Face finders on real masked "
-      "photos\"): its share in half B is not held out.", "",
-      "| photos | what is wanted | n | restored | wrong way up | no mask | no face | "
+      "covering the eyes): the harm this table is most about. *Faces skipped* counts, besides "
+      "faces too small, cut or in profile, those the face check judges not human (animals, "
+      "statues, drawings). Part: *in-sample* rows trained the face check or chose a threshold "
+      "of it or of the face finder (half A, the train part of the `_more` folders, half A of "
+      "each non-human kind, and the no-face set the finder's thresholds were chosen on); "
+      "*held-out* rows did neither (half B, one photo in five of the `_more` folders, half B "
+      "of each non-human kind, photos/). The face finder's first thresholds were chosen on all "
+      "of realmask/ (\"Face finders on real masked photos\"): its share in half B is not "
+      "wholly held out.", "",
+      "| photos | part | what is wanted | n | restored | wrong way up | no mask | no face | "
       "faces skipped | wanted % |",
-      "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-  for label, wanted, t in rows:
+      "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+  for label, part, wanted, t in rows:
     good = t["restored"] if wanted.startswith("restored") else t["photos"] - t["restored"]
-    lines.append(f"| {label} | {wanted} | {t['photos']} | {t['restored']} | {t['wrong_way']} | "
+    lines.append(f"| {label} | {part} | {wanted} | {t['photos']} | {t['restored']} | "
+                 f"{t['wrong_way']} | "
                  f"{t['no_mask']} | "
                  f"{t['no_face']} | {t['skipped_faces']} | {100 * good / max(t['photos'], 1):.1f} "
                  "% |")
@@ -164,51 +180,110 @@ def markdown(rows: list[tuple[str, str, dict]], seconds: float) -> str:
   return "\n".join(lines)
 
 
+def labelled_sets(f) -> list[tuple[str, str, str, list]]:
+  """(label, part, what is wanted, [(name, photo)]) of every set the table measures, in order.
+  Part: "in-sample" where the face check's heads were fitted or its thresholds (or the
+  finder's) chosen, "held-out" where nothing was."""
+  def load(folder):
+    return [(p.name, images.load_rgb(p)) for p in images.list_images(folder)]
+  sets = []
+  for flag, name, wanted in ((f.realmask, "realmask", "restored (kept)"),
+                             (f.realmask_more, "realmask_more", "restored (kept)"),
+                             (f.nomask, "nomask", "left alone"),
+                             (f.nomask_more, "nomask_more", "left alone")):
+    if not flag:
+      continue
+    photos = load(flag)
+    for split, part in (("train", "in-sample"), ("test", "held-out")):
+      chosen = [x for x in photos if photo_sets.split_of(flag, x[0]) == split]
+      label = (f"{name} half {'A' if split == 'train' else 'B'}" if not name.endswith("_more")
+               else f"{name} {split}")
+      sets.append((label, part, wanted, chosen))
+  if f.photos:
+    sets.append(("photos/", "held-out", "left alone", load(f.photos)))
+  if f.not_human:
+    for folder in sorted(p for p in pathlib.Path(f.not_human).iterdir() if p.is_dir()):
+      photos = load(folder)
+      for half, part in (("A", "in-sample"), ("B", "held-out")):
+        chosen = [x for x in photos if photo_sets.half_of(x[0]) == half]
+        sets.append((f"not human: {folder.name} half {half}", part, "left alone", chosen))
+  no_face = photo_sets.no_face_images(f.no_face_dir)
+  sets.append((f"no face at all ({len(no_face)}: dogs, a cat, textures)", "in-sample",
+               "left alone", no_face))
+  return sets
+
+
+TOTALS = (("all masked photos", "restored (kept)", ("realmask",)),
+          ("all unmasked photos of people", "left alone", ("nomask", "photos/")),
+          ("all non-human photos", "left alone", ("not human",)))
+
+
+def total_rows(rows) -> list[tuple[str, str, str, dict]]:
+  """Sums of the held-out rows of each kind (TOTALS: label, what is wanted, the rows' label
+  prefixes): the numbers the targets are about."""
+  out = []
+  for label, wanted, prefixes in TOTALS:
+    chosen = [t for lab, part, w, t in rows
+              if part == "held-out" and w == wanted and lab.startswith(prefixes)]
+    if chosen:
+      out.append((f"**{label}**", "held-out", wanted,
+                  {k: sum(t[k] for t in chosen) for k in chosen[0]}))
+  return out
+
+
 def main(argv, f: flags.FlagValues = flags.FLAGS):
   cli.no_args(argv)
   tools = restorer.load_restorer(f.model, min_face_size=f.min_face_size,
                                  large_model=f.large_model)
   dry = dataclasses.replace(tools, filler=None, more_generators=())
-  hog = faces_lib.make_finder("hog")
   t0 = time.time()
-  loaded = {}
-  for name, folder in (("realmask", f.realmask), ("nomask", f.nomask), ("photos", f.photos)):
-    if folder:
-      loaded[name] = [(p.name, images.load_rgb(p)) for p in images.list_images(folder)]
   run = lambda photos, repaint=False: [decide(ph, tools if repaint else dry)
                                        for _, ph in photos]
   rows, hog_rows, reference_rows = [], [], []
-  for half in "AB":
-    for name, wanted in (("realmask", "restored (kept)"), ("nomask", "left alone")):
-      photos = [x for x in loaded[name] if photo_sets.half_of(x[0]) == half]
-      # The generator runs on the masked photos only: the HOG count needs their restorations.
-      results = run(photos, repaint=name == "realmask")
-      if name == "realmask":
-        hog_rows.append((f"realmask half {half}", hog_counts(photos, results, hog)))
+  for label, part, wanted, photos in labelled_sets(f):
+    old_half = label.startswith(("realmask half", "nomask half"))
+    # The generator runs on the masked photos of realmask/ only: the HOG count needs them.
+    results = run(photos, repaint=f.hog and old_half and label.startswith("realmask"))
+    if f.hog and old_half:
+      if label.startswith("realmask"):
+        hog_rows.append((label, hog_counts(photos, results, hog_finder())))
       else:
-        reference_rows.append((f"nomask half {half} (*unmasked*, left alone)",
-                               hog_reference(photos, results, hog)))
-      rows.append((f"{name} half {half}", wanted, tally(results)))
-  both = {k: sum(c[k] for _, c in hog_rows) for k in ("restored", "before", "after")}
-  hog_rows += [("realmask, both halves", both)] + reference_rows
-  if "photos" in loaded:
-    rows.append(("photos/", "left alone", tally(run(loaded["photos"]))))
-  no_face = photo_sets.no_face_images(f.no_face_dir)
-  rows.append((f"no human face ({len(no_face)}: dogs, a cat, textures)", "left alone",
-               tally(run(no_face))))
-  half_b = [x for x in loaded["realmask"] if photo_sets.half_of(x[0]) == "B"]
+        reference_rows.append((f"{label} (*unmasked*, left alone)",
+                               hog_reference(photos, results, hog_finder())))
+    rows.append((label, part, wanted, tally(results)))
+    print(f"{label}: {rows[-1][3]} ({time.time() - t0:.0f} s)", flush=True)
+  half_b = [x for x in images_of(f.realmask) if photo_sets.half_of(x[0]) == "B"]
   for degrees in (int(t) for t in f.turns):
     turned = [(n, np.ascontiguousarray(np.rot90(p, degrees // 90))) for n, p in half_b]
-    rows.append((f"realmask half B turned {degrees} degrees", "restored upright",
+    rows.append((f"realmask half B turned {degrees} degrees", "held-out", "restored upright",
                  tally(run(turned), want_turn=(360 - degrees) % 360)))
+  rows += total_rows(rows)
   body = markdown(rows, time.time() - t0)
-  model = tools.description.split("; face finder")[0]
-  hog_body = hog_markdown(hog_rows, model)
-  print(body + "\n\n" + hog_body)
+  print(body)
+  command = "python -m maskinpaint_jax.tools.bench_photos " + shlex.join(sys.argv[1:])
   if f.write:
-    command = "python -m maskinpaint_jax.tools.bench_photos " + shlex.join(sys.argv[1:])
     reporting.write_section(f.write, TITLE, body, command)
-    reporting.write_section(f.write, HOG_TITLE, hog_body, command)
+  if hog_rows:
+    both = {k: sum(c[k] for _, c in hog_rows) for k in ("restored", "before", "after")}
+    hog_body = hog_markdown(hog_rows + [("realmask, both halves", both)] + reference_rows,
+                            tools.description.split("; face finder")[0])
+    print(hog_body)
+    if f.write:
+      reporting.write_section(f.write, HOG_TITLE, hog_body, command)
+
+
+_HOG = []
+
+
+def hog_finder():
+  """dlib's HOG finder, made once."""
+  if not _HOG:
+    _HOG.append(faces_lib.make_finder("hog"))
+  return _HOG[0]
+
+
+def images_of(folder) -> list[tuple[str, np.ndarray]]:
+  return [(p.name, images.load_rgb(p)) for p in images.list_images(folder)]
 
 
 if __name__ == "__main__":

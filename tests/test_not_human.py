@@ -1,0 +1,87 @@
+"""Only masked human faces are restored: the shipped face finder and face check (the whole
+decision path of inpaint, dry run) on the bundled things that are not human faces, on a mask
+lying on a table (generated) and on real masked and unmasked photos."""
+
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import REPO
+from maskinpaint_jax import images, masks, restorer
+from maskinpaint_jax.faces import check, features, finders, restore
+
+NOT_HUMAN = REPO / "sample_data" / "not_human"
+KINDS = ("animal", "statue", "doll", "drawing", "mask_only")
+
+
+@pytest.fixture(scope="module")
+def dry_run():
+  """inpaint's decisions without the generator (filler None: nothing repainted)."""
+  tools = restorer.load_restorer()
+  return dataclasses.replace(tools, filler=None, more_generators=())
+
+
+def _decide(tools, photo):
+  try:
+    return tools.restore(photo)
+  except finders.NoFaceError:
+    return None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_no_bundled_non_human_face_is_restored(dry_run, kind):
+  paths = images.list_images(NOT_HUMAN / kind)
+  assert len(paths) == 2
+  for path in paths:
+    result = _decide(dry_run, images.load_rgb(path))
+    assert result is None or not result.changed, (path.name, result and result.faces)
+
+
+def test_a_mask_lying_on_a_table_is_not_restored(dry_run):
+  # A table's wood grain, and an Algorithm 1 mask drawn where a face would be, with no face.
+  rng = np.random.default_rng(0)
+  h, w = 480, 640
+  ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+  grain = 0.5 + 0.15 * np.sin(xs / 7 + 3 * np.sin(ys / 40)) + 0.05 * rng.normal(size=(h, w))
+  table = (np.clip(grain, 0, 1)[..., None] * np.array([200, 140, 90])).astype(np.uint8)
+  landmarks = np.load(REPO / "tests" / "assets" / "obama_landmarks.npy")
+  (x0, y0), (x1, y1) = landmarks.min(0), landmarks.max(0)
+  scale = 300 / max(x1 - x0, y1 - y0)
+  placed = (landmarks - [x0, y0]) * scale + [170, 90]
+  photo, hole, _ = masks.apply_face_mask(table, placed.astype(np.float32), rng, "surgical")
+  assert hole.sum() > 5000   # a mask was drawn
+  result = _decide(dry_run, photo)
+  assert result is None or not result.changed
+
+
+def test_real_masked_faces_are_restored_and_unmasked_ones_left_alone(dry_run):
+  masked = [REPO / "sample_data" / "realmask" / n for n in
+            ("0_0_50.jpg", "with_mask183.jpg", "with_mask317.jpg", "1_0_2 copy 4.jpg")]
+  for path in masked:
+    result = _decide(dry_run, images.load_rgb(path))
+    assert result is not None and result.changed, (path.name, result and result.faces)
+  for name in ("obama.jpg", "biden.jpg", "two_people.jpg"):
+    result = _decide(dry_run, images.load_rgb(REPO / "sample_data" / "photos" / name))
+    assert result is not None and not result.changed
+    assert result.count(restore.NO_MASK) == len(result.faces)   # human, judged unmasked
+
+
+def test_the_heads_judge_whole_non_human_photos_not_human_and_real_faces_human():
+  """The human-face head alone, on crops that need no finder: each bundled non-human photo
+  squeezed to a crop, against the box crops of real faces."""
+  checker = check.load()
+  assert checker.heads is not None
+  crops = [cv2.resize(images.load_rgb(p), (features.CROP_SIZE, features.CROP_SIZE),
+                      interpolation=cv2.INTER_AREA)
+           for kind in ("animal", "statue", "doll") for p in images.list_images(NOT_HUMAN / kind)]
+  human, _ = checker.head_probabilities(np.stack(crops))
+  assert (human < checker.human_threshold).all(), human
+  landmarks = np.load(REPO / "tests" / "assets" / "obama_landmarks.npy")
+  photo = images.load_rgb(REPO / "sample_data" / "photos" / "obama.jpg")
+  (x0, y0), (x1, y1) = landmarks.min(0), landmarks.max(0)
+  box = (int(y0), int(x1), int(y1), int(x0))
+  human, mask = checker.head_probabilities(
+      check.box_crop(photo, box, features.CROP_SIZE)[None])
+  assert human[0] >= checker.human_threshold and mask[0] < checker.mask_threshold
