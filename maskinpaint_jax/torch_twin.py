@@ -72,18 +72,6 @@ def flatten(tree, prefix: str = "") -> dict[str, Any]:
   return out
 
 
-def unflatten(flat: dict[str, Any]) -> dict:
-  """The inverse of `flatten` for parameter trees ("a/b/c" -> {"a": {"b": {"c": ...}}})."""
-  tree: dict = {}
-  for key, v in flat.items():
-    *parents, leaf = key.split("/")
-    node = tree
-    for p in parents:
-      node = node.setdefault(p, {})
-    node[leaf] = v
-  return tree
-
-
 def to_torch_layout(name: str, value: np.ndarray) -> np.ndarray:
   """A Flax parameter in PyTorch's layout: 4-D conv kernels HWIO -> OIHW, ECA's 1-D kernel
   (k, 1, 1) -> (1, 1, k); everything else as it is."""
