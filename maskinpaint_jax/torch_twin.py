@@ -26,6 +26,7 @@ optional `torch` extra: `pip install -e .[torch]`; ImportError without it).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 from typing import Any
@@ -117,6 +118,16 @@ def spectral_state(tree, device=None) -> dict:
 
 # --- the generator -----------------------------------------------------------------------------
 
+ModelSpec = collections.namedtuple("ModelSpec", (
+    "base_width", "width_multipliers", "norm", "mmrm", "mmrm_channel_attention",
+    "mmrm_spatial_attention", "up_channel_attention", "non_blind"))
+
+
+def model_spec(model_config) -> ModelSpec:
+  """The fields of config.model the twin's G reads."""
+  return ModelSpec(**{k: tuple(model_config[k]) if k == "width_multipliers" else model_config[k]
+                      for k in ModelSpec._fields})
+
 def _act(x):
   return _torch().nn.functional.leaky_relu(x, LEAKY_SLOPE)
 
@@ -182,7 +193,8 @@ def _residual(p, name, x, h, features):
 
 def generator(p, model_config, masked, hole=None, dtype=None):
   """G's raw output (N, 3, H, W) float32 in [-1, 1] of `masked` (N, 3, H, W) in [-1, 1] and
-  `hole` (N, 1, H, W) in {0, 1} (used when non_blind); `p` the ParameterDict of `from_jax`.
+  `hole` (N, 1, H, W) in {0, 1} (used when non_blind); `p` the ParameterDict of `from_jax` (or
+  a dict of its tensors), `model_config` config.model or its `model_spec`.
   `dtype` (torch.bfloat16): compute in it, as model.dtype "bfloat16" does in JAX."""
   torch = _torch()
   m = model_config
@@ -303,23 +315,23 @@ def generator_loss(output, target, fake_logits, weights, hole, lp=None, real_fea
   terms = {"adv": -fake_logits.mean(), "l1": (output - target).abs().mean()}
   dy = output[:, :, 1:, :-1] - output[:, :, :-1, :-1]
   dx = output[:, :, :-1, 1:] - output[:, :, :-1, :-1]
-  terms["tv"] = torch.sqrt(dx * dx + dy * dy + weights.tv_epsilon).mean()
-  total = (weights.adv_weight * terms["adv"] + weights.l1_weight * terms["l1"]
-           + weights.tv_weight * terms["tv"])
+  terms["tv"] = torch.sqrt(dx * dx + dy * dy + weights["tv_epsilon"]).mean()
+  total = (weights["adv_weight"] * terms["adv"] + weights["l1_weight"] * terms["l1"]
+           + weights["tv_weight"] * terms["tv"])
   if weights.get("hole_l1_weight", 0.0):
     err = ((output - target).abs() * hole).sum()
     terms["hole_l1"] = err / torch.clamp(hole.sum() * output.shape[1], min=1.0)
-    total = total + weights.hole_l1_weight * terms["hole_l1"]
+    total = total + weights["hole_l1_weight"] * terms["hole_l1"]
   if weights.get("perceptual_weight", 0.0):
     region = weights.get("perceptual_region", "hole")
     image = output * hole + target * (1.0 - hole) if region == "hole" else output
     terms["perceptual"] = lpips_distance(
         lp, image, target, weights.get("perceptual_net", "lpips_vgg") == "lpips_vgg").mean()
-    total = total + weights.perceptual_weight * terms["perceptual"]
+    total = total + weights["perceptual_weight"] * terms["perceptual"]
   if weights.get("feature_matching_weight", 0.0):
     diffs = [(r.detach() - f).abs().mean() for r, f in zip(real_features, fake_features)]
     terms["feature_matching"] = sum(diffs) / len(diffs)
-    total = total + weights.feature_matching_weight * terms["feature_matching"]
+    total = total + weights["feature_matching_weight"] * terms["feature_matching"]
   return total, terms
 
 
@@ -372,18 +384,17 @@ def _d_loss(d, spectral, clean, output, dtype):
   return hinge_loss(real_logits, fake_logits), spectral
 
 
-def _g_loss(d, spectral, output, clean, hole, lp, config, dtype):
+def _g_loss(d, spectral, output, clean, hole, lp, weights, dtype):
   torch = _torch()
   real_features = fake_features = None
-  if config.loss.get("feature_matching_weight", 0.0):
+  if weights.get("feature_matching_weight", 0.0):
     with torch.no_grad():
       _, real_features, _ = discriminator(d, spectral, clean, return_features=True, dtype=dtype)
     logits, fake_features, _ = discriminator(d, spectral, output, return_features=True,
                                              dtype=dtype)
   else:
     logits, _ = discriminator(d, spectral, output, dtype=dtype)
-  return generator_loss(output, clean, logits, config.loss, hole, lp, real_features,
-                        fake_features)
+  return generator_loss(output, clean, logits, weights, hole, lp, real_features, fake_features)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -418,15 +429,19 @@ def train_step(state: TwinState, batch: dict, config, dtype=None, fns: StepFunct
   torch = _torch()
   fns = fns or step_functions()
   clean, masked, hole = batch["clean"], batch["masked"], batch["hole"]
-  output = fns.generator(state.g, config.model, masked, hole, dtype)
-  d_loss, spectral = fns.d_loss(state.d, state.spectral, clean, output.detach(), dtype)
+  # Plain values in (a namedtuple, dicts of tensors and numbers): what torch.compile guards best.
+  model, weights = model_spec(config.model), dict(config.loss.to_dict())
+  g_params, d_params = dict(state.g), dict(state.d)
+  output = fns.generator(g_params, model, masked, hole, dtype)
+  d_loss, spectral = fns.d_loss(d_params, state.spectral, clean, output.detach(), dtype)
   d_keys = list(state.d.keys())
   d_grads = torch.autograd.grad(d_loss, [state.d[k] for k in d_keys])
   for k, grad in zip(d_keys, d_grads):
     state.d[k].grad = grad
   state.d_opt.step()
   state.spectral = spectral
-  g_loss, terms = fns.g_loss(state.d, spectral, output, clean, hole, state.lpips, config, dtype)
+  g_loss, terms = fns.g_loss(dict(state.d), spectral, output, clean, hole, state.lpips, weights,
+                             dtype)
   g_keys = list(state.g.keys())
   g_grads = torch.autograd.grad(g_loss, [state.g[k] for k in g_keys])
   if update_g:
