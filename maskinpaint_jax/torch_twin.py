@@ -74,24 +74,18 @@ def flatten(tree, prefix: str = "") -> dict[str, Any]:
 
 
 def to_torch_layout(name: str, value: np.ndarray) -> np.ndarray:
-  """A Flax parameter in PyTorch's layout: 4-D conv kernels HWIO -> OIHW, ECA's 1-D kernel
-  (k, 1, 1) -> (1, 1, k); everything else as it is."""
-  value = np.array(value, np.float32)  # a copy: torch wants writable memory
-  if value.ndim == 4:
-    return np.ascontiguousarray(value.transpose(3, 2, 0, 1))
-  if value.ndim == 3:
-    return np.ascontiguousarray(value.transpose(2, 1, 0))
-  return value
+  """A Flax parameter in PyTorch's layout (a float32 copy: torch wants writable memory): 4-D
+  conv kernels HWIO -> OIHW, ECA's 1-D kernel (k, 1, 1) -> (1, 1, k); the rest as it is."""
+  value = np.array(value, np.float32)
+  axes = {4: (3, 2, 0, 1), 3: (2, 1, 0)}.get(value.ndim)
+  return np.ascontiguousarray(value.transpose(axes)) if axes else value
 
 
 def to_jax_layout(name: str, value: np.ndarray) -> np.ndarray:
   """The inverse of `to_torch_layout` (for comparing gradients with the JAX step's)."""
   value = np.asarray(value, np.float32)
-  if value.ndim == 4:
-    return np.ascontiguousarray(value.transpose(2, 3, 1, 0))
-  if value.ndim == 3:
-    return np.ascontiguousarray(value.transpose(2, 1, 0))
-  return value
+  axes = {4: (2, 3, 1, 0), 3: (2, 1, 0)}.get(value.ndim)
+  return np.ascontiguousarray(value.transpose(axes)) if axes else value
 
 
 def parameter_dict(tree, device=None):

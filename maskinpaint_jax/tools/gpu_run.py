@@ -3,7 +3,8 @@ the step against its PyTorch twin; every result in --out (`launch/gpu_run.sh` fi
 
   python -m maskinpaint_jax.tools.gpu_run --travel data/travel128 --out OUT \
       [--config configs/wild_128.py:mix] [--config.a.b=value] [--work runs/gpu_run]
-      [--total_s 540] [--probe_s 100] [--train_s 330] [--score_s 35] [--margin_s 15]
+      [--started_at EPOCH_S] [--total_s 540] [--probe_s 100] [--train_s 330] [--score_s 35]
+      [--margin_s 15]
       [--batches 64,128,256] [--widths 1,2,4] [--min_epochs 20] [--dtype bfloat16]
       [--bench_batches 64,128,256] [--bench_dtypes float32,bfloat16]
       [--torch_modes eager,compile] ...
@@ -41,6 +42,9 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS):
   for name in ("total_s", "probe_s", "train_s", "score_s", "margin_s"):
     flags.DEFINE_float(name, getattr(budget, name), f"Budget: {name} (seconds, see "
                        "gpu_run.Budget).", lower_bound=0.0, **d)
+  flags.DEFINE_float("started_at", None, "When the budget began (seconds since the epoch; "
+                     "default: when the run starts): launch/gpu_run.sh passes its own start, so "
+                     "the imports and installs count too.", **d)
   flags.DEFINE_enum("dtype", options.dtype, ["float32", "bfloat16"], "Training dtype.", **d)
   flags.DEFINE_list("batches", list(map(str, options.batches)), "Global batches probed.", **d)
   flags.DEFINE_list("widths", list(map(str, options.widths)), "Multiples of the recipe's base "
@@ -87,7 +91,8 @@ def main(argv, f: flags.FlagValues = flags.FLAGS) -> int:
                           score_s=f.score_s, margin_s=f.margin_s)
   command = shlex.join([sys.executable, "-m", "maskinpaint_jax.tools.gpu_run", *sys.argv[1:]])
   with trainer.StopSignal() as stop:
-    record = gpu_run.run(f.config, opts, budget, command, lambda: stop.signum is not None)
+    record = gpu_run.run(f.config, opts, budget, command, lambda: stop.signum is not None,
+                         f.started_at)
   print(f"\nwritten: {opts.out} ({', '.join(sorted(p.name for p in opts.out.iterdir()))})")
   return 1 if record["errors"] else 0
 
