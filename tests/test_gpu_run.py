@@ -127,3 +127,38 @@ def test_gpu_run_script_at_toy_size(travel32, tmp_path):
   assert eager["mode"] == "eager" and eager["pairs"] >= 1
   assert eager["jax_over_torch"] > 0 and eager["jax_step_s"] > 0 and eager["torch_step_s"] > 0
   assert (out / "train_log.jsonl").read_text().count("\n") >= 1
+
+
+@pytest.mark.slow
+def test_sigterm_during_training_saves_a_checkpoint_and_exports(travel32, tmp_path):
+  """The program itself (the toy flags of launch/gpu_run.sh; its train step compiled by the
+  test above is in the compilation cache), stopped by SIGTERM once it logs training steps."""
+  import signal  # pylint: disable=g-import-not-at-top
+  import time  # pylint: disable=g-import-not-at-top
+  out, work = tmp_path / "out", tmp_path / "work"
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1")
+  env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split()
+                              if "device_count" not in f)
+  cmd = [sys.executable, "-m", "maskinpaint_jax.tools.gpu_run", "--out", out, "--work", work,
+         "--travel", travel32, "--config", REPO / "configs" / "tiny.py", "--total_s", "300",
+         "--train_s", "200", "--batches", "4", "--widths", "1", "--log_every", "2",
+         "--workers", "0"]
+  proc = subprocess.Popen([str(c) for c in cmd], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+  try:
+    t0 = time.time()
+    while not (out / "train_log.jsonl").is_file() and time.time() - t0 < 240:
+      assert proc.poll() is None, proc.stdout.read()[-3000:]
+      time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+  assert proc.returncode == 0, output[-3000:]
+  run = json.loads((out / "run.json").read_text())
+  train = run["phases"]["train"]["result"]
+  assert train["stopped_by_signal"] and train["seconds"] < 150 and "score" not in run["phases"]
+  assert "stopped by a signal" in run["skipped"]
+  assert checkpoint.latest_step(work / "train") == train["steps"] > 0
+  assert checkpoint.load_generator(out / "generator")[2] == train["steps"]
