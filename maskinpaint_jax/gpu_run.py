@@ -98,6 +98,7 @@ class Options:
   bench_dtypes: tuple[str, ...] = ("float32", "bfloat16")
   bench_steps: int = 5
   torch_modes: tuple[str, ...] = ("eager", "compile")
+  torch_compile_min_s: float = 90.0
   alternations: int = 7
 
 
@@ -381,6 +382,7 @@ def _train(config, mesh, probe: dict, opts: Options, deadlines: Deadlines, stop_
   return dict(steps=steps, images=steps * config.batch_size, seconds=seconds,
               img_per_s=steps * config.batch_size / max(seconds, 1e-9), batch=config.batch_size,
               dtype=config.model.dtype, width=width, examples=examples, nonfinite=nonfinite,
+              init_generator=config.get("init_generator") or None,
               stopped_by_signal=stopped, checkpoint=str(checkpoint.checkpoint_dir(
                   opts.work / "train")),
               config=config, g_params=jax.device_get(state.g_params))
@@ -426,7 +428,7 @@ def _bench(config, mesh, opts: Options, deadlines: Deadlines, reuse: dict, batch
                           batches=opts.bench_batches, steps=opts.bench_steps,
                           torch_modes=opts.torch_modes, pairs=opts.alternations,
                           deadline=deadlines.end, reuse=reuse, compare_batch=batch,
-                          on_progress=write)
+                          torch_compile_min_s=opts.torch_compile_min_s, on_progress=write)
   write(result)
   return dict(jax_rows=len(result["jax"]), torch_rows=len(result["torch"]),
               skipped=result["skipped"])

@@ -197,22 +197,25 @@ def alternate(config, program, state, batch: int, mode: str, pairs: int, deadlin
 
 def run(config, mesh, *, dtypes, batches, steps: int, torch_modes, pairs: int,
         deadline: float, reuse: dict | None = None, compare_batch: int | None = None,
-        on_progress=None) -> dict:
+        torch_compile_min_s: float = 90.0, on_progress=None) -> dict:
   """The whole benchmark until `deadline`, in this order: JAX rows in config.model.dtype at
   each batch (`reuse`: {dtype: jax_rows result} already measured, e.g. the probe's), the twin
   in each of `torch_modes` alternated with that JAX step at `compare_batch` (default: the
-  fastest measured batch), then JAX rows in the other `dtypes`. `on_progress(result)` after
-  each part (to write what there is). Returns {"jax": [rows], "torch": [rows], "skipped":
-  [why]}."""
+  fastest measured batch), then JAX rows in the other `dtypes`. A part is skipped, with why,
+  when less time is left than it needs to start: torch.compile `torch_compile_min_s`, another
+  dtype 1.2 x the longest compilation of the first (compiling cannot be cut short).
+  `on_progress(result)` after each part (to write what there is). Returns {"jax": [rows],
+  "torch": [rows], "skipped": [why]}."""
   result: dict[str, Any] = {"jax": [], "torch": [], "skipped": []}
   measured = dict(reuse or {})
   own_dtype = config.model.dtype
-  order = [own_dtype] + [d for d in dtypes if d != own_dtype]
+  left = lambda: deadline - time.time()
 
-  def measure(dtype):
+  def measure(dtype, need: float = 0.0):
     if dtype not in measured:
-      if time.time() >= deadline:
-        result["skipped"].append(f"JAX {dtype}: no time left")
+      if left() <= max(need, 0.0):
+        result["skipped"].append(f"JAX {dtype}: {max(left(), 0):.0f} s left, compiling needs "
+                                 f"about {need:.0f} s")
         return
       measured[dtype] = jax_rows(config, dtype, batches, steps, deadline, mesh)
     result["jax"] += measured[dtype]["rows"]
@@ -227,8 +230,10 @@ def run(config, mesh, *, dtypes, batches, steps: int, torch_modes, pairs: int,
   missing = torch_twin.torch_missing()
   state = own and own["state"]
   for mode in torch_modes:
-    if missing or not batch or time.time() >= deadline:
-      why = missing or ("no time left" if batch else f"no JAX step of {own_dtype} measured")
+    need = torch_compile_min_s if mode == "compile" else 0.0
+    if missing or not batch or left() <= need:
+      why = missing or (f"{max(left(), 0):.0f} s left, it needs about {need:.0f} s" if batch
+                        else f"no JAX step of {own_dtype} measured")
       result["skipped"].append(f"PyTorch {mode}: {why}")
       continue
     try:
@@ -240,6 +245,8 @@ def run(config, mesh, *, dtypes, batches, steps: int, torch_modes, pairs: int,
       result["torch"].append(dict(mode=mode, batch=batch, error=f"{type(e).__name__}: {e}"[:800]))
     if on_progress:
       on_progress(result)
-  for dtype in order[1:]:
-    measure(dtype)
+  compile_s = max((r.get("compile_s", 0.0) for r in own["rows"]), default=0.0) if own else 0.0
+  for dtype in dtypes:
+    if dtype != own_dtype:
+      measure(dtype, 1.2 * compile_s)
   return result

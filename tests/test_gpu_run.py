@@ -67,6 +67,23 @@ def test_an_export_in_parts_loads_as_one(tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
+def test_the_benchmark_skips_what_it_has_no_time_for_and_says_why():
+  import time  # pylint: disable=g-import-not-at-top
+  from maskinpaint_jax import step_bench  # pylint: disable=g-import-not-at-top
+  config = cli.load_config(REPO / "configs" / "tiny.py")
+  config.model.dtype = "bfloat16"
+  probe = {"rows": [{"batch": 4, "img_per_s": 100.0, "compile_s": 30.0}], "programs": {4: None},
+           "state": None, "data_sharding": None}
+  # 20 s left: torch.compile needs 60 s, float32 1.2 x the probe's 30 s = 36 s: both skipped.
+  result = step_bench.run(config, None, dtypes=("float32", "bfloat16"), batches=(4,), steps=1,
+                          torch_modes=("compile",), pairs=3, deadline=time.time() + 20,
+                          reuse={"bfloat16": probe}, compare_batch=4, torch_compile_min_s=60)
+  assert result["jax"] == probe["rows"] and result["torch"] == []
+  skipped = " / ".join(result["skipped"])
+  assert "PyTorch compile: " in skipped and "needs about 60 s" in skipped
+  assert "JAX float32: " in skipped and "needs about 36 s" in skipped
+
+
 def jax_tree_map(fn, tree):
   import jax
   return jax.tree.map(fn, tree)

@@ -67,6 +67,8 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS):
   flags.DEFINE_integer("bench_steps", options.bench_steps, "Timed JAX steps per batch.",
                        lower_bound=1, **d)
   flags.DEFINE_list("torch_modes", list(options.torch_modes), "PyTorch twin modes.", **d)
+  flags.DEFINE_float("torch_compile_min_s", options.torch_compile_min_s, "torch.compile is "
+                     "tried only with this many seconds left.", lower_bound=0.0, **d)
   flags.DEFINE_integer("alternations", options.alternations, "JAX / PyTorch step pairs.",
                        lower_bound=1, **d)
   cli.check_choices("torch_modes", ("eager", "compile"), fv)
@@ -86,7 +88,8 @@ def main(argv, f: flags.FlagValues = flags.FLAGS) -> int:
       storage=f.storage, max_file_bytes=int(f.max_file_mb * 2**20), score_batch=f.score_batch,
       probe_steps=f.probe_steps, bench_batches=ints(f.bench_batches),
       bench_dtypes=tuple(f.bench_dtypes), bench_steps=f.bench_steps,
-      torch_modes=tuple(f.torch_modes), alternations=f.alternations)
+      torch_modes=tuple(f.torch_modes), torch_compile_min_s=f.torch_compile_min_s,
+      alternations=f.alternations)
   budget = gpu_run.Budget(total_s=f.total_s, probe_s=f.probe_s, train_s=f.train_s,
                           score_s=f.score_s, margin_s=f.margin_s)
   command = shlex.join([sys.executable, "-m", "maskinpaint_jax.tools.gpu_run", *sys.argv[1:]])
