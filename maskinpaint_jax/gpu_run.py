@@ -27,7 +27,8 @@ Phases, each ending by an absolute deadline of `Budget` (seconds from the start)
    LPIPS x100 (AlexNet, VGG16) of ours (raw and composite) next to the masked input, OpenCV
    Telea and Navier-Stokes (evaluation.evaluate_dataset), in chunks until its deadline ->
    `out/scores.json`.
-6. bench (`step_bench.py`): the rest of the time -> `out/bench.json`.
+6. bench (`step_bench.py`): the rest of the time -> `out/bench.json` (with the top XLA ops of
+   one profiled step of the training batch; the trace itself stays in `work`).
 
 `out/run.json` holds the plan, each phase's seconds, the choices and why, and errors; it is
 rewritten after every phase, so a run cut short keeps what it had.
@@ -428,7 +429,8 @@ def _bench(config, mesh, opts: Options, deadlines: Deadlines, reuse: dict, batch
                           batches=opts.bench_batches, steps=opts.bench_steps,
                           torch_modes=opts.torch_modes, pairs=opts.alternations,
                           deadline=deadlines.end, reuse=reuse, compare_batch=batch,
-                          torch_compile_min_s=opts.torch_compile_min_s, on_progress=write)
+                          torch_compile_min_s=opts.torch_compile_min_s,
+                          profile_dir=opts.work / "profile", on_progress=write)
   write(result)
   return dict(jax_rows=len(result["jax"]), torch_rows=len(result["torch"]),
               skipped=result["skipped"])

@@ -137,6 +137,21 @@ def jax_rows(config, dtype: str, batches, steps: int, deadline: float, mesh) -> 
               data_sharding=data_sharding)
 
 
+def profile_step(program, state, batch, log_dir, top: int = 10):
+  """(state, top ops) of one more step of `program` traced by jax.profiler into `log_dir`
+  (profiling.top_ops of the train step: ms and share per op and op kind), or (state,
+  {"error": ...}) where the profiler cannot trace."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from maskinpaint_jax import profiling  # pylint: disable=g-import-not-at-top
+  try:
+    with jax.profiler.trace(str(log_dir)):
+      state, m = program(state, batch)
+      jax.block_until_ready((state, m))
+    return state, profiling.top_ops(log_dir, module="train_step", top=top)
+  except Exception as e:  # pylint: disable=broad-except  (the profile is a bonus)
+    return state, {"error": f"{type(e).__name__}: {e}"[:500]}
+
+
 def _sync(torch, device: str):
   if device.startswith("cuda"):
     torch.cuda.synchronize()
@@ -197,11 +212,12 @@ def alternate(config, program, state, batch: int, mode: str, pairs: int, deadlin
 
 def run(config, mesh, *, dtypes, batches, steps: int, torch_modes, pairs: int,
         deadline: float, reuse: dict | None = None, compare_batch: int | None = None,
-        torch_compile_min_s: float = 90.0, on_progress=None) -> dict:
+        torch_compile_min_s: float = 90.0, profile_dir=None, on_progress=None) -> dict:
   """The whole benchmark until `deadline`, in this order: JAX rows in config.model.dtype at
   each batch (`reuse`: {dtype: jax_rows result} already measured, e.g. the probe's), the twin
   in each of `torch_modes` alternated with that JAX step at `compare_batch` (default: the
-  fastest measured batch), then JAX rows in the other `dtypes`. A part is skipped, with why,
+  fastest measured batch; with `profile_dir`, that step's top XLA ops first, "profile"), then
+  JAX rows in the other `dtypes`. A part is skipped, with why,
   when less time is left than it needs to start: torch.compile `torch_compile_min_s`, another
   dtype 1.2 x the longest compilation of the first (compiling cannot be cut short).
   `on_progress(result)` after each part (to write what there is). Returns {"jax": [rows],
@@ -229,6 +245,15 @@ def run(config, mesh, *, dtypes, batches, steps: int, torch_modes, pairs: int,
       best and best["batch"])
   missing = torch_twin.torch_missing()
   state = own and own["state"]
+  if profile_dir is not None and batch and left() > 10:
+    import jax  # pylint: disable=g-import-not-at-top
+    host = synthetic_batch(batch, config.data.image_size, seed=2)
+    state, result["profile"] = profile_step(own["programs"][batch], state,
+                                            jax.device_put(host, own["data_sharding"]),
+                                            profile_dir)
+    result["profile"]["batch"] = batch
+    if on_progress:
+      on_progress(result)
   for mode in torch_modes:
     need = torch_compile_min_s if mode == "compile" else 0.0
     if missing or not batch or left() <= need:

@@ -143,6 +143,7 @@ def test_gpu_run_script_at_toy_size(travel32, tmp_path):
   (eager,) = bench["torch"]
   assert eager["mode"] == "eager" and eager["pairs"] >= 1
   assert eager["jax_over_torch"] > 0 and eager["jax_step_s"] > 0 and eager["torch_step_s"] > 0
+  assert bench["profile"]["ops"] and bench["profile"]["batch"] == eager["batch"]
   assert (out / "train_log.jsonl").read_text().count("\n") >= 1
 
 

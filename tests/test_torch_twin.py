@@ -1,8 +1,8 @@
 """torch_twin: the PyTorch step computes what the JAX step computes. Same weights in (the JAX
 state converted), same D and G losses and loss terms out, and the same gradients of every
 parameter of G and D (the JAX gradients recorded by the real train_step through an optax stage
-in front of Adam), also after D's Adam update that G's loss is taken against (fast tier, tiny
-models on the CPU)."""
+in front of Adam), also after D's Adam update that G's loss is taken against (tiny models on
+the CPU; the two whole steps in the slow tier)."""
 
 import jax
 import numpy as np
@@ -78,6 +78,8 @@ CASES = {
 }
 
 
+# Slow tier: the JAX step with the LPIPS-VGG16 term compiles for about half a minute per case.
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_the_twin_step_gives_the_jax_losses_and_gradients(case):
   path, loss = CASES[case]
