@@ -14,8 +14,9 @@ Phases, each ending by an absolute deadline of `Budget` (seconds from the start)
    whose estimated images in the training budget reach `min_epochs` epochs of the travel set's
    train split trains; the recipe's own width (which continues the recipe's init_generator)
    when no wider one does. A wider G starts from scratch and compiles once more.
-3. train: `train_s` from its first step (its deadline checked before every step; the host runs at most a few
-   steps ahead of the device), on the travel set's train split (`travel_set.TravelSource`,
+3. train: `train_s` from its first step (its deadline checked before every step; the host
+   waits for the device at every log step, so it is never more than `log_every` steps ahead),
+   on the travel set's train split (`travel_set.TravelSource`,
    masks drawn by Algorithm 1 as the recipe says, flips) through the Grain pipeline of
    `input_pipeline.train_dataset`. SIGTERM (or Ctrl-C) stops it at the end of the step, saves
    an Orbax checkpoint in `work`, and skips the phases after export. A checkpoint is also saved
