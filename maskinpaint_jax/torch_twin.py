@@ -19,6 +19,8 @@ k)); images are NCHW inside. What the twin reproduces of the JAX step, term by t
 - The step: D's update first, then G's loss against the updated D (and its updated u), both by
   Adam (optax's adam and torch.optim.Adam are the same update, epsilon 1e-8). Unlike the JAX
   step it does not skip a non-finite update (that would need a device-to-host sync every step).
+  Equal to float32 rounding in float32 (tests/test_torch_twin.py); in bfloat16 (the benchmark's
+  dtype) to bfloat16's, the casts not being the same op by op.
 
 torch is imported when a function is called, never when this module is imported (torch is the
 optional `torch` extra: `pip install -e .[torch]`; ImportError without it).

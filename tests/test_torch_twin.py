@@ -137,3 +137,19 @@ def test_the_perceptual_term_on_the_whole_image_and_its_gradient(net):
   (got_grad,) = torch.autograd.grad(got, out)
   assert float(got.detach()) == pytest.approx(float(want), rel=1e-5)
   assert relative_error(got_grad.numpy().transpose(0, 2, 3, 1), np.asarray(want_grad)) < 1e-4
+
+
+@pytest.mark.slow
+def test_in_bfloat16_the_twin_step_gives_the_jax_losses_to_bfloat16_rounding():
+  """The benchmark's dtype: bfloat16 compute on both sides (not the same casts op by op, so
+  agreement to bfloat16's rounding, not float32's)."""
+  config = tiny("configs/wild_128.py", feature_matching_weight=0.5)
+  config.model.dtype = "bfloat16"
+  batch = batch_of(2, config.data.image_size)
+  before, _, metrics = jax_step(config, batch)
+  state = torch_twin.from_jax(config, before.g_params, before.d_params, before.spectral_norm)
+  out = torch_twin.train_step(state, torch_twin.to_device_batch(batch), config, torch.bfloat16)
+  assert float(out["d_loss"]) == pytest.approx(float(metrics["d_loss"]), rel=1e-2)
+  assert float(out["g_loss"]) == pytest.approx(float(metrics["g_loss"]), rel=1e-2)
+  for name, value in out["terms"].items():
+    assert float(value) == pytest.approx(float(metrics[f"g_{name}"]), rel=2e-2, abs=1e-3), name
