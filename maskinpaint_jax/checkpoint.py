@@ -140,22 +140,36 @@ def export_generator(workdir, out_dir, step: int | None = None, storage: str = "
 
 
 def save_pretrained(out_dir, config, params, step: int, storage: str = "float32",
-                    **provenance) -> pathlib.Path:
+                    max_file_bytes: int | None = None, **provenance) -> pathlib.Path:
   """Writes (config, generator parameters) as a model folder that load_pretrained reads.
   storage "float16" halves the file (the weights are rounded to half precision, about 3
-  significant digits, and computed in float32 again when loaded)."""
+  significant digits, and computed in float32 again when loaded). `max_file_bytes`: weights
+  larger than that are written in parts of at most that many bytes, generator.msgpack.000,
+  .001, ... (named in manifest.json's "parts"; load_pretrained joins them), for transfers that
+  limit the size of a file."""
   if storage not in STORAGE_DTYPES:
     raise ValueError(f"storage must be one of {STORAGE_DTYPES}, got {storage!r}")
+  if max_file_bytes is not None and max_file_bytes < 1:
+    raise ValueError(f"max_file_bytes must be positive, got {max_file_bytes}")
   out = pathlib.Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
   blob = flax.serialization.msgpack_serialize(
       jax.tree.map(lambda x: np.asarray(x).astype(storage), params))
-  (out / WEIGHTS).write_bytes(blob)
-  (out / CONFIG).write_text(config.to_json_best_effort(indent=2) + "\n")
   _check_shapes(params, param_shapes(generator_shapes(config)), out / WEIGHTS)
+  parts = {}
+  if max_file_bytes and len(blob) > max_file_bytes:
+    for k, start in enumerate(range(0, len(blob), max_file_bytes)):
+      name = f"{WEIGHTS}.{k:03d}"
+      (out / name).write_bytes(blob[start:start + max_file_bytes])
+      parts.setdefault("parts", []).append(name)
+    (out / WEIGHTS).unlink(missing_ok=True)
+  else:
+    (out / WEIGHTS).write_bytes(blob)
+  (out / CONFIG).write_text(config.to_json_best_effort(indent=2) + "\n")
   manifest = dict(step=int(step), sha256=hashlib.sha256(blob).hexdigest(), bytes=len(blob),
-                  **({"storage": storage} if storage != "float32" else {}), **provenance,
-                  param_shapes=param_shapes(params), architecture=architecture_digest(config))
+                  **parts, **({"storage": storage} if storage != "float32" else {}),
+                  **provenance, param_shapes=param_shapes(params),
+                  architecture=architecture_digest(config))
   (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
   return out
 
@@ -187,12 +201,14 @@ def load_pretrained(model_dir=None):
   """(config, generator parameters, step) of an exported model folder (default: the shipped
   one). A missing, corrupt or mismatched file is a clear error."""
   model_dir = pathlib.Path(model_dir or shipped.model_dir())
-  missing = [n for n in (WEIGHTS, CONFIG, MANIFEST) if not (model_dir / n).is_file()]
+  manifest = (json.loads((model_dir / MANIFEST).read_text())
+              if (model_dir / MANIFEST).is_file() else {})
+  weights = manifest.get("parts", [WEIGHTS])  # the weights in parts: joined in their order
+  missing = [n for n in (*weights, CONFIG, MANIFEST) if not (model_dir / n).is_file()]
   if missing:
     raise errors.NotFoundError(f"{model_dir} is not a pretrained model folder: {missing} missing "
                             "(export one with `python -m maskinpaint_jax.tools.export`)")
-  manifest = json.loads((model_dir / MANIFEST).read_text())
-  blob = (model_dir / WEIGHTS).read_bytes()
+  blob = b"".join((model_dir / n).read_bytes() for n in weights)
   if hashlib.sha256(blob).hexdigest() != manifest["sha256"]:
     raise errors.MismatchError(f"{model_dir / WEIGHTS} is corrupt: its SHA-256 differs from "
                      f"{MANIFEST}'s (truncated download, or a Git LFS pointer?)")

@@ -42,6 +42,7 @@ COMMANDS = {
     "model_summary": "parameter counts and FLOPs of G and D",
     "profiling": "top XLA ops by time from a profiler trace",
     "gpu_check": "the GPU check in one command",
+    "gpu_run": "train, export, score and benchmark on a GPU lent for minutes (travel set)",
     "demo": "the whole path on the bundled samples (make demo)",
 }
 

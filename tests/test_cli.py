@@ -42,6 +42,7 @@ PROGRAMS = {
     "maskinpaint_jax.tools.bench_startup": ["--runs", "2"],
     "maskinpaint_jax.tools.link_photos": ["--src", "/a,/b", "--out", "/tmp/x"],
     "maskinpaint_jax.tools.travel_set": ["--data_dir", "/tmp/x", "--out", "/tmp/y"],
+    "maskinpaint_jax.tools.gpu_run": ["--out", "/tmp/out"],
 }
 # Entry points that run a program of PROGRAMS by name (maskinpaint_jax.commands).
 ENTRY_POINTS = {"maskinpaint_jax.train"}

@@ -93,8 +93,7 @@ class TrainRunner:
 
 def prepare_train(config, n_devices: int, f: flags.FlagValues) -> TrainRunner:
   import jax  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from maskinpaint_jax import trainer  # pylint: disable=g-import-not-at-top
+  from maskinpaint_jax import step_bench, trainer  # pylint: disable=g-import-not-at-top
   devices = jax.devices()[:n_devices]
   if f.per_device_batch:
     config.batch_size = f.per_device_batch * n_devices
@@ -103,10 +102,7 @@ def prepare_train(config, n_devices: int, f: flags.FlagValues) -> TrainRunner:
   mesh = trainer.make_mesh(devices)
   parts = trainer.build(config, mesh)
   _, data_sharding = trainer.mesh_shardings(mesh)
-  rng = np.random.default_rng(0)
-  host = {"clean": rng.integers(0, 256, (b, size, size, 3), dtype=np.uint8),
-          "masked": rng.integers(0, 256, (b, size, size, 3), dtype=np.uint8),
-          "hole": (rng.random((b, size, size, 1)) < 0.25).astype(np.uint8)}
+  host = step_bench.synthetic_batch(b, size)
   batch = {k: jax.device_put(v, data_sharding) for k, v in host.items()}
   state = parts.init()
   t0 = time.perf_counter()
