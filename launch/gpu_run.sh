@@ -55,6 +55,10 @@ if [ -n "${WHEELS:-}" ]; then "$PY" -m pip install -q --no-index --no-deps "$WHE
 if command -v nvidia-smi >/dev/null; then nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1 || true; fi
 # SIGTERM 10 s before the end (a run still training saves and exports), killed 8 s later.
 HARD_S=$(( ${TOTAL_S:-540} - 10 - ($(date +%s) - ${STARTED_AT%.*}) ))
+if (( HARD_S < 30 )); then  # `timeout 0` would wait for ever; under 30 s nothing useful fits
+  echo "gpu_run: the set-up took the budget (${HARD_S} s left): not started" >&2
+  exit 1
+fi
 timeout --signal=TERM --kill-after=8 "$HARD_S" \
   "$PY" -m maskinpaint_jax.tools.gpu_run "${ARGS[@]}" 2>&1 | tee "$OUT/log.txt"
 exit "${PIPESTATUS[0]}"

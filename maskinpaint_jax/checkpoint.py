@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pathlib
+import re
 from typing import Any
 
 import flax
@@ -204,13 +205,17 @@ def load_pretrained(model_dir=None):
   manifest = (json.loads((model_dir / MANIFEST).read_text())
               if (model_dir / MANIFEST).is_file() else {})
   weights = manifest.get("parts", [WEIGHTS])  # the weights in parts: joined in their order
+  if any(not re.fullmatch(re.escape(WEIGHTS) + r"(\.\d{3})?", str(n)) for n in weights):
+    raise errors.MismatchError(f"{model_dir / MANIFEST} names weight files other than "
+                               f"{WEIGHTS}.000, .001, ...: {weights}")
   missing = [n for n in (*weights, CONFIG, MANIFEST) if not (model_dir / n).is_file()]
   if missing:
     raise errors.NotFoundError(f"{model_dir} is not a pretrained model folder: {missing} missing "
                             "(export one with `python -m maskinpaint_jax.tools.export`)")
   blob = b"".join((model_dir / n).read_bytes() for n in weights)
   if hashlib.sha256(blob).hexdigest() != manifest["sha256"]:
-    raise errors.MismatchError(f"{model_dir / WEIGHTS} is corrupt: its SHA-256 differs from "
+    raise errors.MismatchError(f"{model_dir / weights[0]} (of {len(weights)} file(s)) is "
+                               "corrupt: its SHA-256 differs from "
                      f"{MANIFEST}'s (truncated download, or a Git LFS pointer?)")
   config = ml_collections.ConfigDict(json.loads((model_dir / CONFIG).read_text()))
   try:

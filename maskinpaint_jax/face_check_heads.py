@@ -25,6 +25,7 @@ from maskinpaint_jax import images, photo_sets
 from maskinpaint_jax.faces import check, features
 
 MASKED, UNMASKED = "masked", "unmasked"   # kinds of the real photos of people
+EXAMINED = 24   # candidates examined per photo at most (a texture can give hundreds)
 FOLDS = 5
 GRID = np.round(np.arange(0.01, 1.0, 0.01), 2)  # thresholds tried
 
@@ -72,9 +73,9 @@ def examples_of_photo(photo: np.ndarray, finder, name: str, kind: str, split: st
                       turn: int = 0) -> list[Example]:
   """The examples of one uint8 RGB photo: the candidates `finder.examine` looks at, and, when
   it accepts none, those of its wide border too (as `find_any_size` looks again)."""
-  examined = finder.examine(photo)
+  examined = finder.examine(photo, limit=EXAMINED)
   if not any(verdict.accepted for _, verdict, _ in examined):
-    examined += finder.examine(photo, finder.wide_candidates(photo))
+    examined += finder.examine(photo, finder.wide_candidates(photo), limit=EXAMINED)
   return [Example(check.box_crop(photo, face.box, features.CROP_SIZE), name, kind, split,
                   verdict.accepted, verdict.geometric, face.size, turn)
           for _, verdict, face in examined]
@@ -129,9 +130,9 @@ def per_photo_max(photos: list[str], probs: np.ndarray) -> dict[str, float]:
   return out
 
 
-def lowest_threshold(positive: np.ndarray, negative: np.ndarray, max_false: float) -> float:
+def lowest_threshold(negative: np.ndarray, max_false: float) -> float:
   """The lowest threshold of GRID that lets at most `max_false` of `negative` through (>=):
-  of those, it keeps the most of `positive`. 0.99 when none does."""
+  of those, it keeps the most of anything above it. 0.99 when none does."""
   for t in GRID:
     if (np.asarray(negative) >= t).mean() <= max_false:
       return float(t)

@@ -212,29 +212,33 @@ class _Slice:
     return self.source[self.start + i]
 
 
-def score_until(filler, source, deadline: float, chunk: int) -> dict:
+def score_until(filler, source, deadline: float, chunk: int, config) -> dict:
   """Scores of the generator (`inference.make_filler`'s filler) and the baselines on `source`
-  in chunks of `chunk` examples until the deadline (the first chunk whatever the time):
-  {"n", "of", "complete", "summary"}
-  (evaluation.summarize: means per method, overall and per mask style)."""
-  from maskinpaint_jax import evaluation, metrics  # pylint: disable=g-import-not-at-top
-  from maskinpaint_jax.runlog import METHODS, METRICS  # pylint: disable=g-import-not-at-top
-  lpips = metrics.lpips_unavailable(source[0]["image"].shape[0]) is None
-  per_image = {m: {k: [] for k in METRICS} for m in METHODS}
+  in chunks of `chunk` examples until the deadline (the first chunk whatever the time), with
+  the test evaluator's metrics of `config` (`evaluators.names(config, "test")`) that can be
+  computed at the images' size, identity aside (dlib: not on the GPU machine):
+  {"n", "of", "complete", "metrics", "summary"} (evaluation.summarize: means per method,
+  overall and per mask style)."""
+  from maskinpaint_jax import evaluation, evaluators  # pylint: disable=g-import-not-at-top
+  from maskinpaint_jax.runlog import METHODS  # pylint: disable=g-import-not-at-top
+  side = source[0]["image"].shape[0]
+  listed = evaluators.usable(
+      [n for n in evaluators.names(config, "test") if n != "identity"], side)
+  per_image = {m: {k: [] for k in evaluators.KEYS} for m in METHODS}
   mask_types: list[str] = []
   done = 0
   while done < len(source) and (done == 0 or time.time() < deadline):
     part, types, _ = evaluation.evaluate_dataset(
-        filler, _Slice(source, done, done + chunk), batch_size=chunk, lpips=lpips,
-        identity=False, limit=None, num_samples=0)
+        filler, _Slice(source, done, done + chunk), listed=listed, batch_size=chunk,
+        limit=None, num_samples=0)
     for m in METHODS:
-      for k in METRICS:
-        per_image[m][k] += part[m][k]
+      for k, values in part[m].items():
+        per_image[m].setdefault(k, []).extend(values)
     mask_types += types
     done += len(types)
   summary = evaluation.summarize(per_image, mask_types) if mask_types else {}
-  return dict(n=done, of=len(source), complete=done == len(source), lpips=lpips,
-              summary=summary)
+  return dict(n=done, of=len(source), complete=done == len(source), metrics=list(listed),
+              lpips="lpips" in listed, summary=summary)
 
 
 # --- the whole run -------------------------------------------------------------------------------
@@ -406,8 +410,7 @@ def _score(opts: Options, deadlines: Deadlines) -> dict:
   config, params, step = checkpoint.load_pretrained(opts.out / "generator")  # as users load it
   filler = inference.make_filler(config.model, params, opts.score_batch)
   scores = score_until(filler, travel_set.TravelSource(opts.travel, "test"),
-                       deadlines.score_from(time.time()),
-                       opts.score_batch)
+                       deadlines.score_from(time.time()), opts.score_batch, config)
   scores.update(step=step, split="test", travel=str(opts.travel),
                 units=dict(psnr="dB", psnr_hole="dB", ssim="%", lpips="x100 (AlexNet)",
                            lpips_vgg="x100 (VGG16)"))

@@ -73,9 +73,9 @@ def test_the_totals_sum_the_held_out_rows_of_each_kind_only():
           ("realmask half B turned 90 degrees", "held-out", "restored upright", t(1, 10)),
           ("nomask half B", "held-out", "left alone", t(1, 50)),
           ("photos/", "held-out", "left alone", t(0, 6)),
-          ("not human: animal half A", "in-sample", "left alone", t(5, 40)),
-          ("not human: animal half B", "held-out", "left alone", t(1, 40)),
-          ("not human: statue half B", "held-out", "left alone", t(0, 10))]
+          ("not human: animal train", "in-sample", "left alone", t(5, 40)),
+          ("not human: animal test", "held-out", "left alone", t(1, 40)),
+          ("not human: statue test", "held-out", "left alone", t(0, 10))]
   totals = {label: (part, t) for label, part, _, t in bench_photos.total_rows(rows)}
   assert totals["**all masked photos**"] == ("held-out", t(27, 30))
   assert totals["**all unmasked photos of people**"] == ("held-out", t(1, 56))

@@ -62,8 +62,8 @@ def test_a_head_needs_both_classes():
 def test_threshold_rules():
   neg = np.array([0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9] * 10)
   # At most 10 % of the negatives at or above: 0.9 is the only value left, so 0.81 is lowest.
-  assert check_heads.lowest_threshold(np.array([1.0]), neg, 0.1) == pytest.approx(0.81)
-  assert check_heads.lowest_threshold(np.array([1.0]), neg, 0.0) == pytest.approx(0.91)
+  assert check_heads.lowest_threshold(neg, 0.1) == pytest.approx(0.81)
+  assert check_heads.lowest_threshold(neg, 0.0) == pytest.approx(0.91)
   pos = np.array([0.05] + [0.95] * 99)
   assert check_heads.highest_threshold(pos, 0.01) == pytest.approx(0.95)
   assert check_heads.highest_threshold(pos, 0.0) == pytest.approx(0.05)

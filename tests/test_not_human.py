@@ -85,3 +85,18 @@ def test_the_heads_judge_whole_non_human_photos_not_human_and_real_faces_human()
   human, mask = checker.head_probabilities(
       check.box_crop(photo, box, features.CROP_SIZE)[None])
   assert human[0] >= checker.human_threshold and mask[0] < checker.mask_threshold
+
+
+def test_a_masked_face_cut_just_above_the_eyes_is_found_and_restored(dry_run):
+  """A tight crop: the finder's own checks see no face in it (the detector needs more of the
+  head); looked at again inside a wide border, its face is taken on the human-face head's word
+  (`MeshFaceFinder.vouch`)."""
+  from maskinpaint_jax import faces  # pylint: disable=g-import-not-at-top
+  photo = images.load_rgb(REPO / "sample_data" / "realmask" / "0_0_50.jpg")
+  landmarks = dry_run.finder.find_any_size(photo)[0].landmarks
+  top = int(landmarks[36:48, 1].min()) - 2          # just above the eyes
+  x0, x1 = max(0, int(landmarks[:, 0].min()) - 5), int(landmarks[:, 0].max()) + 5
+  crop = np.ascontiguousarray(photo[top:, x0:x1])
+  assert faces.make_finder("mesh", min_face_size=0).find_any_size(crop) == []
+  result = _decide(dry_run, crop)
+  assert result is not None and result.changed, result and result.faces

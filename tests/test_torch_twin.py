@@ -47,7 +47,7 @@ def batch_of(n: int, size: int, seed: int = 0) -> dict:
 
 
 def jax_step(config, batch):
-  g, d = models.make_generator(config.model), models.make_discriminator(config)
+  g, d = models.build(config.model), models.build_discriminator(config)
   adam = lambda: optax.adam(config.optim.learning_rate, b1=config.optim.b1, b2=config.optim.b2)
   g_tx, d_tx = optax.chain(record_grads(), adam()), optax.chain(record_grads(), adam())
   state = train_step.init_state(config, g, d, g_tx, d_tx, jax.random.key(3))

@@ -17,6 +17,7 @@ and the thresholds ship in pretrained/face_check/.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import pathlib
 
@@ -91,6 +92,7 @@ class FaceCheck:
     self.vouch_threshold = vouch_threshold
     self.turned_threshold = turned_threshold
     self._features = None
+    self._answers = {}   # SHA-1 of a 128 px crop -> its (human, mask) probabilities
     self._programs = {}  # batch size -> compiled net (programs.cached_program)
 
   def _apply(self, crops: np.ndarray):
@@ -147,8 +149,13 @@ class FaceCheck:
     if self.heads is None:
       mask = float(self.predict(box_crop(photo, face.box)[None])[1][0])
       return Assessment(1.0, mask, True, mask >= self.mask_threshold)
-    human, mask = (float(p[0]) for p in self.head_probabilities(
-        box_crop(photo, face.box, features.CROP_SIZE)[None]))
+    crop = box_crop(photo, face.box, features.CROP_SIZE)
+    key = hashlib.sha1(crop.tobytes()).digest()
+    if key not in self._answers:  # the finder's vouching and `restore` ask about one face
+      if len(self._answers) > 64:
+        self._answers.clear()
+      self._answers[key] = tuple(float(p[0]) for p in self.head_probabilities(crop[None]))
+    human, mask = self._answers[key]
     threshold = self.turned_threshold if turned else self.human_threshold
     return Assessment(human, mask, human >= threshold, mask >= self.mask_threshold)
 
@@ -181,10 +188,14 @@ def save(model_dir, params, mask_threshold: float, turn_threshold: float, **prov
 HEAD_NAMES = ("human", "mask")
 
 
+HEAD_THRESHOLDS = ("human_threshold", "mask_threshold", "vouch_threshold", "turned_threshold")
+
+
 def save_heads(model_dir, heads: dict, *, human_threshold: float, mask_threshold: float,
                vouch_threshold: float, turned_threshold: float, **provenance):
-  """Writes the human-face and mask heads (`heads.npz`) into a face check's folder and their
-  thresholds and `provenance` into its manifest.json (the orientation net stays as it is).
+  """Writes the human-face and mask heads (`heads.npz`) into a face check's folder, and their
+  thresholds and `provenance` under "heads" in its manifest.json (the orientation net and its
+  own thresholds stay as they are).
 
   Raises:
     errors.NotFoundError: no face check (manifest.json) in `model_dir`.
@@ -197,10 +208,32 @@ def save_heads(model_dir, heads: dict, *, human_threshold: float, mask_threshold
     arrays.update(heads[name].to_arrays(name))
   np.savez(model_dir / HEADS, **arrays)
   manifest = json.loads((model_dir / MANIFEST).read_text())
-  manifest.update(human_threshold=human_threshold, mask_threshold=mask_threshold,
-                  vouch_threshold=vouch_threshold, turned_threshold=turned_threshold,
-                  heads=provenance)
+  manifest["heads"] = dict(human_threshold=human_threshold, mask_threshold=mask_threshold,
+                           vouch_threshold=vouch_threshold, turned_threshold=turned_threshold,
+                           **provenance)
   (model_dir / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+
+def _load_heads(model_dir: pathlib.Path, manifest: dict) -> tuple[dict, dict]:
+  """(the heads of `heads.npz`, their thresholds from the manifest).
+
+  Raises:
+    errors.MismatchError: a head or a threshold missing, or a head of another feature size.
+  """
+  thresholds = manifest.get("heads", {})
+  missing = [k for k in HEAD_THRESHOLDS if k not in thresholds]
+  if missing:
+    raise errors.MismatchError(f"{model_dir / MANIFEST} lacks the heads' {', '.join(missing)}")
+  try:
+    with np.load(model_dir / HEADS) as arrays:
+      heads = {name: features.LinearHead.from_arrays(arrays, name) for name in HEAD_NAMES}
+  except KeyError as e:
+    raise errors.MismatchError(f"{model_dir / HEADS} lacks {e}") from e
+  for name, head in heads.items():
+    if not head.mean.shape == head.scale.shape == head.w.shape == (features.FEATURE_DIM,):
+      raise errors.MismatchError(f"{model_dir / HEADS}: the {name} head is not over "
+                                 f"{features.FEATURE_DIM} features")
+  return heads, {k: float(thresholds[k]) for k in HEAD_THRESHOLDS}
 
 
 def load(model_dir=None) -> FaceCheck:
@@ -209,6 +242,7 @@ def load(model_dir=None) -> FaceCheck:
   Raises:
     errors.NotFoundError (a FileNotFoundError): no weights there (train them:
       tools/train_face_check).
+    errors.MismatchError (a ValueError): weights or heads that do not fit this code.
   """
   from flax import serialization  # pylint: disable=g-import-not-at-top
   model_dir = pathlib.Path(model_dir or shipped.model_dir(shipped.FACE_CHECK))
@@ -225,11 +259,9 @@ def load(model_dir=None) -> FaceCheck:
   if shapes(params) != shapes(template):
     raise errors.MismatchError(f"{model_dir / WEIGHTS} does not match the face check's "
                                "architecture (saved by another version of this code?)")
-  heads = None
-  if (model_dir / HEADS).exists():
-    with np.load(model_dir / HEADS) as arrays:
-      heads = {name: features.LinearHead.from_arrays(arrays, name) for name in HEAD_NAMES}
-  return FaceCheck(params, manifest["mask_threshold"], manifest["turn_threshold"], heads=heads,
-                   human_threshold=manifest.get("human_threshold", 0.5),
-                   vouch_threshold=manifest.get("vouch_threshold", 1.0),
-                   turned_threshold=manifest.get("turned_threshold", 1.0))
+  if not (model_dir / HEADS).exists():  # the net alone: its own mask head and threshold
+    return FaceCheck(params, manifest["mask_threshold"], manifest["turn_threshold"])
+  heads, t = _load_heads(model_dir, manifest)
+  return FaceCheck(params, t["mask_threshold"], manifest["turn_threshold"], heads=heads,
+                   human_threshold=t["human_threshold"], vouch_threshold=t["vouch_threshold"],
+                   turned_threshold=t["turned_threshold"])

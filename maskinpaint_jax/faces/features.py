@@ -9,7 +9,7 @@ sculptures, masks among its classes) does. `ImageNetFeatures` runs the convoluti
 last four ReLU outputs by mean and max, and averages the crop's and its mirror image's vectors.
 `LinearHead` is a logistic regression over those (standardised) vectors; the face check
 (`check.py`) keeps one for "a human face" and one for "wears a mask", trained by
-`maskinpaint_jax.face_check_training`. Nothing of AlexNet is stored in this project: only the
+`maskinpaint_jax.tools.train_face_heads` (`maskinpaint_jax.face_check_heads`). Nothing of AlexNet is stored in this project: only the
 heads (a few kB).
 """
 
@@ -130,7 +130,7 @@ class LinearHead:
 
 
 def fit_linear_head(feats: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None, *,
-                    l2: float = 1e-2, steps: int = 400, seed: int = 0) -> LinearHead:
+                    l2: float = 1e-2, steps: int = 400) -> LinearHead:
   """Weighted, L2-regularised logistic regression (full-batch Adam on the mean weighted
   log-loss + l2 * |w|^2 / 2) of {0, 1} `labels` (N,) on `feats` (N, D), standardised first
   (the mean and deviation are stored in the head).
@@ -163,8 +163,7 @@ def fit_linear_head(feats: np.ndarray, labels: np.ndarray, weights: np.ndarray |
     updates, opt = tx.update(g, opt)
     return optax.apply_updates(p, updates), opt
 
-  del seed  # the problem is convex: the start does not matter
-  p = {"w": jnp.zeros(x.shape[1]), "b": jnp.zeros(())}
+  p = {"w": jnp.zeros(x.shape[1]), "b": jnp.zeros(())}  # convex: the start does not matter
   opt = tx.init(p)
   for _ in range(steps):
     p, opt = step(p, opt)

@@ -235,15 +235,16 @@ class MeshFaceFinder(finders.FaceFinder):
                    bool(geometric))
 
   # --- the FaceFinder interface -------------------------------------------------------------
-  def examine(self, image: np.ndarray, candidates=None, limit: int = 24
+  def examine(self, image: np.ndarray, candidates=None, limit: int | None = None
               ) -> list[tuple[Candidate, Verdict, finders.Face]]:
-    """The candidates (best score first, at most `limit`) with the mesh's verdict and the face
-    each would give; one overlapping an accepted one by IoU > 0.3 is the same face seen by
-    another pass and is not examined. `candidates`: these instead of `self.candidates(image)`."""
+    """The candidates (best score first; at most `limit` examined, None: all) with the mesh's
+    verdict and the face each would give; one overlapping an accepted one by IoU > 0.3 is the
+    same face seen by another pass and is not examined. `candidates`: these instead of
+    `self.candidates(image)`."""
     pil = Image.fromarray(image)
     out = []
     for cand in self.candidates(image) if candidates is None else candidates:
-      if len(out) >= limit:
+      if limit is not None and len(out) >= limit:
         break
       if any(v.accepted and _iou(cand.box, c.box) > 0.3 for c, v, _ in out):
         continue
@@ -309,6 +310,9 @@ class MeshFaceFinder(finders.FaceFinder):
 WIDE_PAD = 0.75    # the border of `wide_candidates`, over the photo's longer side
 TILE_SIDE = 0.6     # a tile's side over the photo's shorter side
 TILE_STRIDE = 0.67  # the step between tiles over the tile's side: neighbours overlap by a third
+# px: the full-range detector sees a tile at 192 px, so a face of 24 px stays over 14 px there
+# (in a 0.6-size tile of a 1,280 x 960 photo it would be 8 px: not found).
+SMALL_FACE_TILE = 320
 
 
 def _tiles(h: int, w: int) -> list[tuple[int, int, int]]:
@@ -318,6 +322,8 @@ def _tiles(h: int, w: int) -> list[tuple[int, int, int]]:
   sides = [max(1, round(TILE_SIDE * min(h, w)))]
   if max(h, w) > 1.5 * min(h, w):  # a wide photo: also squares of its full height (or width)
     sides.append(min(h, w))
+  if sides[0] > SMALL_FACE_TILE:  # a large photo: also tiles that keep a 24 px face visible
+    sides.append(SMALL_FACE_TILE)
   out = []
   for t in sides:
     starts = lambda n, t=t: np.linspace(0, n - t, int(np.ceil((n - t) / (TILE_STRIDE * t))) + 1)

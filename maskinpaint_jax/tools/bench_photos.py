@@ -12,13 +12,14 @@ only, for the HOG count.
 Each folder is split as the face check's training splits it (photo_sets.split_of): half A /
 the train part of a `_more` folder trained the check and chose its thresholds, half B / the
 test part never did; each row says which. --not_human: one folder per kind of thing that is not
-a human face (animal/, statue/, doll/, drawing/, mask_only/), halves A / B likewise. Turned
+a human face (animal/, statue/, doll/, drawing/, mask_only/), split likewise. Turned
 photos: half B of the masked photos turned by each of --turns.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pathlib
 import shlex
 import sys
@@ -184,8 +185,7 @@ def labelled_sets(f) -> list[tuple[str, str, str, list]]:
   """(label, part, what is wanted, [(name, photo)]) of every set the table measures, in order.
   Part: "in-sample" where the face check's heads were fitted or its thresholds (or the
   finder's) chosen, "held-out" where nothing was."""
-  def load(folder):
-    return [(p.name, images.load_rgb(p)) for p in images.list_images(folder)]
+  load = images_of
   sets = []
   for flag, name, wanted in ((f.realmask, "realmask", "restored (kept)"),
                              (f.realmask_more, "realmask_more", "restored (kept)"),
@@ -204,9 +204,9 @@ def labelled_sets(f) -> list[tuple[str, str, str, list]]:
   if f.not_human:
     for folder in sorted(p for p in pathlib.Path(f.not_human).iterdir() if p.is_dir()):
       photos = load(folder)
-      for half, part in (("A", "in-sample"), ("B", "held-out")):
-        chosen = [x for x in photos if photo_sets.half_of(x[0]) == half]
-        sets.append((f"not human: {folder.name} half {half}", part, "left alone", chosen))
+      for split, part in (("train", "in-sample"), ("test", "held-out")):
+        chosen = [x for x in photos if photo_sets.split_of(folder, x[0]) == split]
+        sets.append((f"not human: {folder.name} {split}", part, "left alone", chosen))
   no_face = photo_sets.no_face_images(f.no_face_dir)
   sets.append((f"no face at all ({len(no_face)}: dogs, a cat, textures)", "in-sample",
                "left alone", no_face))
@@ -239,8 +239,10 @@ def main(argv, f: flags.FlagValues = flags.FLAGS):
   t0 = time.time()
   run = lambda photos, repaint=False: [decide(ph, tools if repaint else dry)
                                        for _, ph in photos]
-  rows, hog_rows, reference_rows = [], [], []
+  rows, hog_rows, reference_rows, half_b = [], [], [], []
   for label, part, wanted, photos in labelled_sets(f):
+    if label == "realmask half B":
+      half_b = photos
     old_half = label.startswith(("realmask half", "nomask half"))
     # The generator runs on the masked photos of realmask/ only: the HOG count needs them.
     results = run(photos, repaint=f.hog and old_half and label.startswith("realmask"))
@@ -252,7 +254,6 @@ def main(argv, f: flags.FlagValues = flags.FLAGS):
                                hog_reference(photos, results, hog_finder())))
     rows.append((label, part, wanted, tally(results)))
     print(f"{label}: {rows[-1][3]} ({time.time() - t0:.0f} s)", flush=True)
-  half_b = [x for x in images_of(f.realmask) if photo_sets.half_of(x[0]) == "B"]
   for degrees in (int(t) for t in f.turns):
     turned = [(n, np.ascontiguousarray(np.rot90(p, degrees // 90))) for n, p in half_b]
     rows.append((f"realmask half B turned {degrees} degrees", "held-out", "restored upright",
@@ -272,14 +273,10 @@ def main(argv, f: flags.FlagValues = flags.FLAGS):
       reporting.write_section(f.write, HOG_TITLE, hog_body, command)
 
 
-_HOG = []
-
-
+@functools.cache
 def hog_finder():
   """dlib's HOG finder, made once."""
-  if not _HOG:
-    _HOG.append(faces_lib.make_finder("hog"))
-  return _HOG[0]
+  return faces_lib.make_finder("hog")
 
 
 def images_of(folder) -> list[tuple[str, np.ndarray]]:

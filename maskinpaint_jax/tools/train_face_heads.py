@@ -15,6 +15,7 @@ net is kept); the heads and thresholds are added to it.
 
 from __future__ import annotations
 
+import hashlib
 import pathlib
 import pickle
 import shlex
@@ -125,14 +126,15 @@ def choose(examples, feats, f) -> tuple[dict, dict]:
   oof = check_heads.out_of_fold(feats[idx], y, w, groups(idx), f.l2)
   human_t = check_heads.highest_threshold(oof[y == 1], f.max_lost_human)
   # Vouching: the finder takes a face the mesh only sees the shape of; per non-human photo of
-  # the train part, its most human-looking such candidate (out-of-fold where trained on).
+  # the train part, its most human-looking such candidate that the mesh would not take alone
+  # (out-of-fold: every non-human candidate of the train part trained the head).
   oof_of = dict(zip(idx.tolist(), oof))
   negative_photos = {e.photo: 0.0 for e in examples if e.split == "train" and not e.human}
   for i, e in enumerate(examples):
-    if e.split == "train" and not e.human and e.geometric:
+    if e.split == "train" and not e.human and e.geometric and not e.accepted:
       negative_photos[e.photo] = max(negative_photos[e.photo], oof_of[i])
   vouch_t = max(human_t, check_heads.lowest_threshold(
-      np.array([]), np.array(list(negative_photos.values())), f.max_false_vouch))
+      np.array(list(negative_photos.values())), f.max_false_vouch))
   human = features.fit_linear_head(feats[idx], y, w, l2=f.l2)
   # Faces found only in a turned photo (inpaint turns a photo when no face looks upright as it
   # is): per non-human photo, its most human-looking face found turned.
@@ -144,11 +146,11 @@ def choose(examples, feats, f) -> tuple[dict, dict]:
         e.accepted or (e.geometric and p >= vouch_t)):
       turned_photos[e.photo] = max(turned_photos[e.photo], p)
   turned_t = max(human_t, check_heads.lowest_threshold(
-      np.array([]), np.array(list(turned_photos.values())), f.max_false_vouch))
+      np.array(list(turned_photos.values())), f.max_false_vouch))
 
   idx, y, w = check_heads.mask_training(examples)
   oof = check_heads.out_of_fold(feats[idx], y, w, groups(idx), f.l2)
-  mask_t = check_heads.lowest_threshold(oof[y == 1], oof[y == 0], f.max_false_mask)
+  mask_t = check_heads.lowest_threshold(oof[y == 0], f.max_false_mask)
   mask = features.fit_linear_head(feats[idx], y, w, l2=f.l2)
   kept = float((oof[y == 1] >= mask_t).mean())
   return (dict(human=human, mask=mask),
@@ -241,17 +243,23 @@ def breakdown(examples, human_p, mask_p, thresholds) -> list[str]:
   return rows
 
 
+def features_of(examples, work: pathlib.Path) -> np.ndarray:
+  """The examples' `ImageNetFeatures`, cached in `work` under the SHA-1 of their crops."""
+  digest = hashlib.sha1()
+  for e in examples:
+    digest.update(e.crop.tobytes())
+  cache = work / f"features-{digest.hexdigest()[:16]}.npy"
+  if cache.exists():
+    return np.load(cache)
+  feats = features.ImageNetFeatures().features(np.stack([e.crop for e in examples]))
+  np.save(cache, feats)
+  return feats
+
+
 def main(argv, f: flags.FlagValues = flags.FLAGS):
   cli.no_args(argv)
   examples = gather(f)
-  feats_cache = pathlib.Path(f.work) / "features.npy"
-  feats = np.load(feats_cache) if feats_cache.exists() else np.zeros((0, features.FEATURE_DIM))
-  if len(feats) > len(examples):  # not these examples' features
-    feats = np.zeros((0, features.FEATURE_DIM))
-  if len(feats) < len(examples):  # the cache holds the first examples' features
-    more = features.ImageNetFeatures().features(np.stack([e.crop for e in examples[len(feats):]]))
-    feats = np.concatenate([feats, more]).astype(np.float32)
-    np.save(feats_cache, feats)
+  feats = features_of(examples, pathlib.Path(f.work))
   heads, thresholds = choose(examples, feats, f)
   body, numbers = measure(examples, feats, heads, thresholds, photo_counts(f))
   print(body)
