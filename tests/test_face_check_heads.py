@@ -1,9 +1,12 @@
 """The face check's heads: ImageNet features, the logistic regression, the threshold rules and
 the training sets (faces/features.py, face_check_heads.py, faces/check.py)."""
 
+import json
+
 import numpy as np
 import pytest
 
+from maskinpaint_jax import errors
 from maskinpaint_jax import face_check_heads as check_heads
 from maskinpaint_jax.faces import check, features
 
@@ -104,6 +107,13 @@ def test_heads_saved_and_loaded_give_the_same_answers(tmp_path, extractor):
   for name in ("human", "mask"):
     np.testing.assert_allclose(loaded.heads[name].probability(x), heads[name].probability(x),
                                rtol=1e-6)
+  check.save(folder, shipped.params, 0.4, 0.5)   # the net trained again: the heads stay
+  assert check.load(folder).vouch_threshold == 0.9 and check.load(folder).mask_threshold == 0.6
+  manifest = json.loads((folder / check.MANIFEST).read_text())
+  del manifest["heads"]["turned_threshold"]
+  (folder / check.MANIFEST).write_text(json.dumps(manifest))
+  with pytest.raises(errors.MismatchError, match="turned_threshold"):
+    check.load(folder)
   with pytest.raises(FileNotFoundError):
     check.save_heads(tmp_path / "none", heads, human_threshold=0.3, mask_threshold=0.6,
                      vouch_threshold=0.9, turned_threshold=0.95)

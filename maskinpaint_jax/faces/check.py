@@ -175,14 +175,19 @@ class FaceCheck:
 
 
 def save(model_dir, params, mask_threshold: float, turn_threshold: float, **provenance):
-  """Writes the weights (flax msgpack) and manifest.json (thresholds, provenance)."""
+  """Writes the orientation net's weights (flax msgpack) and manifest.json (thresholds,
+  provenance), keeping the heads' entry of a manifest already there."""
   from flax import serialization  # pylint: disable=g-import-not-at-top
   model_dir = pathlib.Path(model_dir)
   model_dir.mkdir(parents=True, exist_ok=True)
   (model_dir / WEIGHTS).write_bytes(serialization.to_bytes(jax.device_get(params)))
+  # The heads (`save_heads`) do not depend on the net: their entry stays.
+  old = (json.loads((model_dir / MANIFEST).read_text())
+         if (model_dir / MANIFEST).exists() else {})
   (model_dir / MANIFEST).write_text(json.dumps(
       dict(mask_threshold=mask_threshold, turn_threshold=turn_threshold, crop_size=CROP_SIZE,
-           crop_scale=CROP_SCALE, **provenance), indent=2))
+           crop_scale=CROP_SCALE, **provenance,
+           **({"heads": old["heads"]} if "heads" in old else {})), indent=2))
 
 
 HEAD_NAMES = ("human", "mask")
