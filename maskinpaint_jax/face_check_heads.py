@@ -111,6 +111,13 @@ def mask_training(examples: list[Example]) -> tuple[np.ndarray, np.ndarray, np.n
   return idx, labels, weights.astype(np.float32)
 
 
+def upright_training(examples: list[Example]) -> np.ndarray:
+  """Indices of the upright head's examples: the accepted faces of real photos, train part;
+  each is seen as it is (upright, 1) and turned by 90, 180 and 270 degrees (0)."""
+  return np.array([i for i, e in enumerate(examples)
+                   if e.split == "train" and e.human and e.accepted], np.int64)
+
+
 def out_of_fold(feats: np.ndarray, labels: np.ndarray, weights: np.ndarray, groups: np.ndarray,
                 l2: float) -> np.ndarray:
   """Each example's probability from the head fitted on the other FOLDS - 1 folds."""

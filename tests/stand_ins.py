@@ -28,6 +28,8 @@ class FixedFinder:
         and photo[:4, :4, 1].mean() < 50
     return [face_from(LANDMARKS)] if upright else []
 
+  find_unaided = find_any_size
+
 
 @dataclasses.dataclass
 class FakeCheck:

@@ -98,13 +98,14 @@ def test_heads_saved_and_loaded_give_the_same_answers(tmp_path, extractor):
   x = rng.normal(size=(50, features.FEATURE_DIM)).astype(np.float32)
   y = (x[:, 0] > 0).astype(np.float32)
   heads = {"human": features.fit_linear_head(x, y, steps=50),
-           "mask": features.fit_linear_head(x, 1 - y, steps=50)}
+           "mask": features.fit_linear_head(x, 1 - y, steps=50),
+           "upright": features.fit_linear_head(x, y, steps=50)}
   check.save_heads(folder, heads, human_threshold=0.3, mask_threshold=0.6, vouch_threshold=0.9,
                    turned_threshold=0.95)
   loaded = check.load(folder)
   assert (loaded.human_threshold, loaded.mask_threshold, loaded.vouch_threshold,
           loaded.turned_threshold) == (0.3, 0.6, 0.9, 0.95)
-  for name in ("human", "mask"):
+  for name in ("human", "mask", "upright"):
     np.testing.assert_allclose(loaded.heads[name].probability(x), heads[name].probability(x),
                                rtol=1e-6)
   check.save(folder, shipped.params, 0.4, 0.5)   # the net trained again: the heads stay

@@ -82,6 +82,13 @@ class FaceFinder(abc.ABC):
   def face_in_box(self, image: np.ndarray, box: Box) -> Face:
     """Landmarks for a face assumed to fill `box` (the no_face="fixed_box" fallback)."""
 
+  def find_unaided(self, image: np.ndarray) -> list[Face]:
+    """The faces the finder confirms on its own checks alone, largest first (for a finder that
+    can take a second opinion, `mesh.MeshFaceFinder.vouch`, without it): what `faces.restore`
+    looks for in a photo turned by 90, 180 or 270 degrees, where a second opinion would find
+    parts of faces seen sideways."""
+    return self.find_any_size(image)
+
   def find_all(self, image: np.ndarray) -> list[Face]:
     """Every face at least `min_face_size` px, largest first."""
     return [f for f in self.find_any_size(image) if f.size >= self.min_face_size]

@@ -252,13 +252,19 @@ class MeshFaceFinder(finders.FaceFinder):
       out.append((cand, verdict, self._face(cand.box, verdict.mesh)))
     return out
 
-  def _confirmed(self, image: np.ndarray, examined) -> list[finders.Face]:
+  def _confirmed(self, image: np.ndarray, examined, vouch) -> list[finders.Face]:
     """The faces the mesh confirms; with `vouch`, also those whose shape it confirms (the
     `geometric` part of the verdict) and `vouch(image, face)` accepts."""
     return _drop_parts_of_larger_faces([
         face for _, verdict, face in examined
-        if verdict.accepted or (verdict.geometric and self.vouch is not None
-                                and self.vouch(image, face))])
+        if verdict.accepted or (verdict.geometric and vouch is not None
+                                and vouch(image, face))])
+
+  def find_unaided(self, image: np.ndarray) -> list[finders.Face]:
+    """The faces the mesh confirms alone (no `vouch`, no second look inside a wide border)."""
+    if not self.verify_faces:
+      return self.find_any_size(image)
+    return self._confirmed(image, self.examine(image), None)
 
   def find_any_size(self, image: np.ndarray) -> list[finders.Face]:
     """Every confirmed face, largest first (`examine`, `_confirmed`). When none is, and a
@@ -274,9 +280,10 @@ class MeshFaceFinder(finders.FaceFinder):
         mesh = self._mesh_pass(pil, self._roi(cand.box, cand.eyes, pil.size))[1]
         found.append(self._face(cand.box, mesh))
       return _drop_parts_of_larger_faces(found)
-    found = self._confirmed(image, self.examine(image))
+    found = self._confirmed(image, self.examine(image), self.vouch)
     if not found and self.vouch is not None:
-      found = self._confirmed(image, self.examine(image, self.wide_candidates(image)))
+      found = self._confirmed(image, self.examine(image, self.wide_candidates(image)),
+                              self.vouch)
     return found
 
   def wide_candidates(self, image: np.ndarray) -> list[Candidate]:

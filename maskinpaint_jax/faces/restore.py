@@ -194,7 +194,7 @@ def _find_upright(photo: np.ndarray, finder, checker) -> tuple[int, list[finders
     return best
   for rotation in ROTATIONS[1:]:
     turned = _turn(photo, rotation)
-    faces_there = finder.find_any_size(turned)
+    faces_there = finder.find_unaided(turned)
     p = checker.upright_probability(turned, faces_there)
     if faces_there and p > best[2]:
       best = (rotation, faces_there, p)

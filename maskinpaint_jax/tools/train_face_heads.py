@@ -119,8 +119,25 @@ def photo_counts(f) -> dict[tuple[str, str], int]:
   return counts
 
 
+def fit_upright_head(examples, feats, work: pathlib.Path, l2: float) -> features.LinearHead:
+  """The upright head: each training face as it is (1) against its crop turned by 90, 180 and
+  270 degrees (0), classes balanced. (Each feature vector averages a crop and its mirror
+  image, so a quarter turn and three quarters look alike: the head says upright or not, not
+  which turn.)"""
+  idx = check_heads.upright_training(examples)
+  turned = [check_heads.Example(np.ascontiguousarray(np.rot90(examples[i].crop, k)),
+                                examples[i].photo, examples[i].kind, "train", True, True,
+                                examples[i].size, k)
+            for k in (1, 2, 3) for i in idx]
+  x = np.concatenate([feats[idx], features_of(turned, work)])
+  y = np.r_[np.ones(len(idx)), np.zeros(len(turned))].astype(np.float32)
+  w = np.where(y == 1, 1 / len(idx), 1 / len(turned)).astype(np.float32)
+  return features.fit_linear_head(x, y, w, l2=l2)
+
+
 def choose(examples, feats, f) -> tuple[dict, dict]:
   """(heads fitted on the train part, thresholds chosen out-of-fold on it)."""
+  work = pathlib.Path(f.work)
   groups = lambda idx: np.array([check_heads.fold_of(examples[i].photo) for i in idx])
   idx, y, w = check_heads.human_training(examples)
   oof = check_heads.out_of_fold(feats[idx], y, w, groups(idx), f.l2)
@@ -153,7 +170,8 @@ def choose(examples, feats, f) -> tuple[dict, dict]:
   mask_t = check_heads.lowest_threshold(oof[y == 0], f.max_false_mask)
   mask = features.fit_linear_head(feats[idx], y, w, l2=f.l2)
   kept = float((oof[y == 1] >= mask_t).mean())
-  return (dict(human=human, mask=mask),
+  upright = fit_upright_head(examples, feats, work, f.l2)
+  return (dict(human=human, mask=mask, upright=upright),
           dict(human_threshold=human_t, vouch_threshold=vouch_t, turned_threshold=turned_t,
                mask_threshold=mask_t,
                train_masked_kept_out_of_fold=round(kept, 4)))
@@ -243,6 +261,24 @@ def breakdown(examples, human_p, mask_p, thresholds) -> list[str]:
   return rows
 
 
+def measure_upright(examples, feats, head, work: pathlib.Path) -> tuple[str, dict]:
+  """The upright head alone on the accepted faces of real photos of the test part: the share
+  of them it calls upright (p >= 0.5) as they are, and of their crops turned by 90, 180 and
+  270 degrees it calls turned."""
+  idx = [i for i, e in enumerate(examples) if e.split == "test" and e.human and e.accepted]
+  turned = [check_heads.Example(np.ascontiguousarray(np.rot90(examples[i].crop, k)),
+                                examples[i].photo, examples[i].kind, "test", True, True,
+                                examples[i].size, k) for k in (1, 2, 3) for i in idx]
+  as_is = float((head.probability(feats[idx]) >= 0.5).mean())
+  rotated = float((head.probability(features_of(turned, work)) < 0.5).mean())
+  body = (f"Upright head (held-out faces, {len(idx)}): called upright as they are "
+          f"{100 * as_is:.1f} %; their crops turned by 90, 180 and 270 degrees called turned "
+          f"{100 * rotated:.1f} %. inpaint's upright answer is the mean of this head's and the "
+          "orientation net's (`FaceCheck.upright_probability`).")
+  return body, dict(faces=len(idx), upright_as_is=round(as_is, 4),
+                    turned_called_turned=round(rotated, 4))
+
+
 def features_of(examples, work: pathlib.Path) -> np.ndarray:
   """The examples' `ImageNetFeatures`, cached in `work` under the SHA-1 of their crops."""
   digest = hashlib.sha1()
@@ -262,6 +298,9 @@ def main(argv, f: flags.FlagValues = flags.FLAGS):
   feats = features_of(examples, pathlib.Path(f.work))
   heads, thresholds = choose(examples, feats, f)
   body, numbers = measure(examples, feats, heads, thresholds, photo_counts(f))
+  upright_body, numbers["upright"] = measure_upright(examples, feats, heads["upright"],
+                                                     pathlib.Path(f.work))
+  body += "\n\n" + upright_body
   print(body)
   command = "python -m maskinpaint_jax.tools.train_face_heads " + shlex.join(sys.argv[1:])
   check.save_heads(f.out, heads, human_threshold=thresholds["human_threshold"],
