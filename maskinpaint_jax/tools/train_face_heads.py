@@ -15,6 +15,7 @@ net is kept); the heads and thresholds are added to it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import pathlib
 import pickle
@@ -119,16 +120,21 @@ def photo_counts(f) -> dict[tuple[str, str], int]:
   return counts
 
 
+def turned_crops(examples, idx) -> list[check_heads.Example]:
+  """The examples `idx`, each with its crop turned by 90, 180 and 270 degrees (all of one
+  turn, then the next)."""
+  return [dataclasses.replace(examples[i], crop=np.ascontiguousarray(np.rot90(examples[i].crop,
+                                                                           k)), turn=k)
+          for k in TURNS for i in idx]
+
+
 def fit_upright_head(examples, feats, work: pathlib.Path, l2: float) -> features.LinearHead:
   """The upright head: each training face as it is (1) against its crop turned by 90, 180 and
   270 degrees (0), classes balanced. (Each feature vector averages a crop and its mirror
   image, so a quarter turn and three quarters look alike: the head says upright or not, not
   which turn.)"""
   idx = check_heads.upright_training(examples)
-  turned = [check_heads.Example(np.ascontiguousarray(np.rot90(examples[i].crop, k)),
-                                examples[i].photo, examples[i].kind, "train", True, True,
-                                examples[i].size, k)
-            for k in (1, 2, 3) for i in idx]
+  turned = turned_crops(examples, idx)
   x = np.concatenate([feats[idx], features_of(turned, work)])
   y = np.r_[np.ones(len(idx)), np.zeros(len(turned))].astype(np.float32)
   w = np.where(y == 1, 1 / len(idx), 1 / len(turned)).astype(np.float32)
@@ -266,9 +272,7 @@ def measure_upright(examples, feats, head, work: pathlib.Path) -> tuple[str, dic
   of them it calls upright (p >= 0.5) as they are, and of their crops turned by 90, 180 and
   270 degrees it calls turned."""
   idx = [i for i, e in enumerate(examples) if e.split == "test" and e.human and e.accepted]
-  turned = [check_heads.Example(np.ascontiguousarray(np.rot90(examples[i].crop, k)),
-                                examples[i].photo, examples[i].kind, "test", True, True,
-                                examples[i].size, k) for k in (1, 2, 3) for i in idx]
+  turned = turned_crops(examples, idx)
   as_is = float((head.probability(feats[idx]) >= 0.5).mean())
   rotated = float((head.probability(features_of(turned, work)) < 0.5).mean())
   body = (f"Upright head (held-out faces, {len(idx)}): called upright as they are "
