@@ -93,8 +93,7 @@ def human_training(examples: list[Example]) -> tuple[np.ndarray, np.ndarray, np.
   idx = np.array([i for i, e in enumerate(examples) if e.split == "train"
                   and (e.accepted or not e.human)], np.int64)
   labels = np.array([examples[i].human for i in idx], np.float32)
-  weights = np.where(labels == 1, 1 / max(labels.sum(), 1), 1 / max((1 - labels).sum(), 1))
-  return idx, labels, weights.astype(np.float32)
+  return idx, labels, balanced_weights(labels)
 
 
 def mask_training(examples: list[Example]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -107,8 +106,14 @@ def mask_training(examples: list[Example]) -> tuple[np.ndarray, np.ndarray, np.n
         largest[e.photo] = i
   idx = np.array(sorted(largest.values()), np.int64)
   labels = np.array([examples[i].kind == MASKED for i in idx], np.float32)
-  weights = np.where(labels == 1, 1 / max(labels.sum(), 1), 1 / max((1 - labels).sum(), 1))
-  return idx, labels, weights.astype(np.float32)
+  return idx, labels, balanced_weights(labels)
+
+
+def balanced_weights(labels: np.ndarray) -> np.ndarray:
+  """float32 weights under which the {0, 1} `labels`' two classes weigh the same in all."""
+  labels = np.asarray(labels)
+  return np.where(labels == 1, 1 / max(labels.sum(), 1),
+                  1 / max((1 - labels).sum(), 1)).astype(np.float32)
 
 
 def upright_training(examples: list[Example]) -> np.ndarray:

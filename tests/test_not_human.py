@@ -76,14 +76,14 @@ def test_the_heads_judge_whole_non_human_photos_not_human_and_real_faces_human()
   crops = [cv2.resize(images.load_rgb(p), (features.CROP_SIZE, features.CROP_SIZE),
                       interpolation=cv2.INTER_AREA)
            for kind in ("animal", "statue", "doll") for p in images.list_images(NOT_HUMAN / kind)]
-  human, _ = checker.head_probabilities(np.stack(crops))
+  human = checker.head_probabilities(np.stack(crops))["human"]
   assert (human < checker.human_threshold).all(), human
   landmarks = np.load(REPO / "tests" / "assets" / "obama_landmarks.npy")
   photo = images.load_rgb(REPO / "sample_data" / "photos" / "obama.jpg")
   (x0, y0), (x1, y1) = landmarks.min(0), landmarks.max(0)
   box = (int(y0), int(x1), int(y1), int(x0))
-  human, mask = checker.head_probabilities(
-      check.box_crop(photo, box, features.CROP_SIZE)[None])
+  answers = checker.head_probabilities(check.box_crop(photo, box, features.CROP_SIZE)[None])
+  human, mask = answers["human"], answers["mask"]
   assert human[0] >= checker.human_threshold and mask[0] < checker.mask_threshold
 
 

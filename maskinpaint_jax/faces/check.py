@@ -95,7 +95,7 @@ class FaceCheck:
     self.vouch_threshold = vouch_threshold
     self.turned_threshold = turned_threshold
     self._features = None
-    self._answers = {}   # SHA-1 of a 128 px crop -> its (human, mask) probabilities
+    self._answers = {}   # SHA-1 of a 128 px crop -> its heads' probabilities
     self._programs = {}  # batch size -> compiled net (programs.cached_program)
 
   def _apply(self, crops: np.ndarray):
@@ -128,27 +128,36 @@ class FaceCheck:
     probs, _ = self.predict(np.stack([box_crop(photo, f.box) for f in found]))
     upright = probs[:, 0]
     if self.heads is not None:  # the mean of the net's and the upright head's answers
-      if self._features is None:
-        self._features = features.ImageNetFeatures()
-      feats = self._features.features(np.stack([box_crop(photo, f.box, features.CROP_SIZE)
-                                                for f in found]))
-      upright = (upright + self.heads["upright"].probability(feats)) / 2
+      upright = (upright + np.array([self._head_answers(photo, f)["upright"]
+                                     for f in found])) / 2
     weights = np.array([f.size for f in found], np.float64)
     return float((upright * weights).sum() / weights.sum())
 
-  def head_probabilities(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """((N,) human-face, (N,) mask probabilities) of (N, 128, 128, 3) uint8 box crops
-    (`box_crop(photo, box, features.CROP_SIZE)`), from the heads.
+  def head_probabilities(self, crops: np.ndarray) -> dict[str, np.ndarray]:
+    """{head name (HEAD_NAMES): (N,) probabilities} of (N, 128, 128, 3) uint8 box crops
+    (`box_crop(photo, box, features.CROP_SIZE)`).
 
     Raises:
       ValueError: this check has no heads.
     """
     if self.heads is None:
-      raise ValueError("this face check has no human-face and mask heads")
+      raise ValueError("this face check has no human-face, mask and upright heads")
     if self._features is None:
       self._features = features.ImageNetFeatures()
     feats = self._features.features(crops)
-    return self.heads["human"].probability(feats), self.heads["mask"].probability(feats)
+    return {name: head.probability(feats) for name, head in self.heads.items()}
+
+  def _head_answers(self, photo: np.ndarray, face: finders.Face) -> dict[str, float]:
+    """The heads' probabilities for one face, kept by its crop's SHA-1: the finder's vouching,
+    the upright search and `assess` all ask about the same face."""
+    crop = box_crop(photo, face.box, features.CROP_SIZE)
+    key = hashlib.sha1(crop.tobytes()).digest()
+    if key not in self._answers:
+      if len(self._answers) > 64:
+        self._answers.clear()
+      self._answers[key] = {k: float(v[0]) for k, v in
+                            self.head_probabilities(crop[None]).items()}
+    return self._answers[key]
 
   def assess(self, photo: np.ndarray, face: finders.Face, *, turned: bool = False
              ) -> Assessment:
@@ -159,13 +168,8 @@ class FaceCheck:
     if self.heads is None:
       mask = float(self.predict(box_crop(photo, face.box)[None])[1][0])
       return Assessment(1.0, mask, True, mask >= self.mask_threshold)
-    crop = box_crop(photo, face.box, features.CROP_SIZE)
-    key = hashlib.sha1(crop.tobytes()).digest()
-    if key not in self._answers:  # the finder's vouching and `restore` ask about one face
-      if len(self._answers) > 64:
-        self._answers.clear()
-      self._answers[key] = tuple(float(p[0]) for p in self.head_probabilities(crop[None]))
-    human, mask = self._answers[key]
+    answers = self._head_answers(photo, face)
+    human, mask = answers["human"], answers["mask"]
     threshold = self.turned_threshold if turned else self.human_threshold
     return Assessment(human, mask, human >= threshold, mask >= self.mask_threshold)
 

@@ -185,7 +185,6 @@ def labelled_sets(f) -> list[tuple[str, str, str, list]]:
   """(label, part, what is wanted, [(name, photo)]) of every set the table measures, in order.
   Part: "in-sample" where the face check's heads were fitted or its thresholds (or the
   finder's) chosen, "held-out" where nothing was."""
-  load = images_of
   sets = []
   for flag, name, wanted in ((f.realmask, "realmask", "restored (kept)"),
                              (f.realmask_more, "realmask_more", "restored (kept)"),
@@ -193,17 +192,17 @@ def labelled_sets(f) -> list[tuple[str, str, str, list]]:
                              (f.nomask_more, "nomask_more", "left alone")):
     if not flag:
       continue
-    photos = load(flag)
+    photos = images_of(flag)
     for split, part in (("train", "in-sample"), ("test", "held-out")):
       chosen = [x for x in photos if photo_sets.split_of(flag, x[0]) == split]
       label = (f"{name} half {'A' if split == 'train' else 'B'}" if not name.endswith("_more")
                else f"{name} {split}")
       sets.append((label, part, wanted, chosen))
   if f.photos:
-    sets.append(("photos/", "held-out", "left alone", load(f.photos)))
+    sets.append(("photos/", "held-out", "left alone", images_of(f.photos)))
   if f.not_human:
     for folder in sorted(p for p in pathlib.Path(f.not_human).iterdir() if p.is_dir()):
-      photos = load(folder)
+      photos = images_of(folder)
       for split, part in (("train", "in-sample"), ("test", "held-out")):
         chosen = [x for x in photos if photo_sets.split_of(folder, x[0]) == split]
         sets.append((f"not human: {folder.name} {split}", part, "left alone", chosen))

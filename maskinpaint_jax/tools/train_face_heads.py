@@ -137,8 +137,7 @@ def fit_upright_head(examples, feats, work: pathlib.Path, l2: float) -> features
   turned = turned_crops(examples, idx)
   x = np.concatenate([feats[idx], features_of(turned, work)])
   y = np.r_[np.ones(len(idx)), np.zeros(len(turned))].astype(np.float32)
-  w = np.where(y == 1, 1 / len(idx), 1 / len(turned)).astype(np.float32)
-  return features.fit_linear_head(x, y, w, l2=l2)
+  return features.fit_linear_head(x, y, check_heads.balanced_weights(y), l2=l2)
 
 
 def choose(examples, feats, f) -> tuple[dict, dict]:
