@@ -39,8 +39,9 @@ class Restorer:
   checker: Any
   description: str
   more_generators: tuple = ()
-  min_face_size: int = 24
+  min_face_size: int = restore.MIN_FACE_SIZE
   detail: float = 0.0    # the photo's own fine detail over enlarged faces (paste.photo_detail)
+  mask_check: bool = True  # False: every human face found is restored, masked or not
 
   def restore(self, photo, hole=None, *, add_mask: str | None = None, seed: int = 0,
               seed_key: str = "") -> restore.Restoration:
@@ -71,7 +72,8 @@ class Restorer:
     return restore.restore_photo(
         photo, self.finder, self.filler, self.size, hole=hole, add_mask=add_mask,
         rng=mask_lib.example_rng(seed, seed_key), min_face_size=self.min_face_size,
-        checker=self.checker, more_generators=self.more_generators, detail=self.detail)
+        checker=self.checker, more_generators=self.more_generators, detail=self.detail,
+        mask_check=self.mask_check)
 
 
 def _as_rgb(photo) -> np.ndarray:
@@ -122,7 +124,8 @@ def load_large_model(large_model: str | None, workdir=None, models_dir=None) -> 
 
 
 def load_restorer(workdir=None, *, step: int | None = None, face_finder: str = "mesh",
-                  min_face_size: int = 24, mask_check: bool = True,
+                  min_face_size: int = restore.MIN_FACE_SIZE, mask_check: bool = True,
+                  face_check: bool = True,
                   large_model: str | None = None, models_dir=None,
                   detail: float = DETAIL) -> Restorer:
   """The models that restore photos, loaded once.
@@ -132,7 +135,10 @@ def load_restorer(workdir=None, *, step: int | None = None, face_finder: str = "
     step: a checkpoint step of `workdir` (default: the newest).
     face_finder: "mesh" (MediaPipe: finds masked faces; default) or "hog" (dlib, the paper's).
     min_face_size: faces smaller than this (px) are skipped with a reason.
-    mask_check: leave faces without a mask untouched (False: restore every face found).
+    mask_check: leave faces without a mask untouched (False: restore every human face found).
+    face_check: load the face check (is a face upright, human, masked); False: every face the
+      finder gives is taken as it is, upright, human and masked (the generator measured alone,
+      `bench_wild`). Without it `mask_check` has nothing to ask.
     large_model: a generator of a larger input side for faces whose crop is at least that side
       (None: the shipped 128 px model when `workdir` is None; "none": never).
     models_dir: the folder of the shipped models (default: $MASKINPAINT_MODELS, else the
@@ -161,7 +167,7 @@ def load_restorer(workdir=None, *, step: int | None = None, face_finder: str = "
   except (mediapipe_models.ModelMissingError, ValueError) as e:
     raise errors.SetupError(f"face finder {face_finder}: {e}") from e
   checker = None
-  if mask_check:
+  if face_check:
     from maskinpaint_jax.faces import check  # pylint: disable=g-import-not-at-top
     try:
       checker = check.load(shipped.model_dir(shipped.FACE_CHECK, models_dir))
@@ -171,8 +177,10 @@ def load_restorer(workdir=None, *, step: int | None = None, face_finder: str = "
       # A face whose shape the mesh sees, short of its other checks, is taken when the check's
       # human-face head is sure of it (tight crops, bowed heads).
       finder.vouch = checker.vouches
+      finder.vouch_frame = checker.vouches_on_frame
   description = (f"generator: step {loaded_step} of {source} ({config.data.image_size} px, "
                  f"{'non-blind' if config.model.non_blind else 'blind'}){large_note}; face "
-                 f"finder {face_finder}; mask check {'on' if checker else 'off'}")
+                 f"finder {face_finder}; face check {'on' if checker else 'off'}, mask check "
+                 f"{'on' if checker and mask_check else 'off'}")
   return Restorer(config.data.image_size, filler, finder, checker, description, more,
-                  min_face_size, detail)
+                  min_face_size, detail, mask_check)

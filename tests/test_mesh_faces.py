@@ -159,3 +159,18 @@ def test_every_face_of_a_wide_group_canvas_is_found(finder):
   centres = sorted((f.box[1] + f.box[3]) / 2 for f in finder.find_all(canvas))
   assert len(centres) == 12
   assert np.allclose(centres, [i * 210 + 105 for i in range(12)], atol=15)
+
+
+def test_frame_candidates_fill_a_tall_photo_and_none_are_made_for_a_wide_one():
+  h, w = 140, 100
+  cands = mesh_faces.frame_candidates(np.zeros((h, w, 3), np.uint8))
+  sides = sorted({round(float(c.box[2] - c.box[0]), 6) for c in cands})
+  assert sides == [round(s * w, 6) for s in sorted(mesh_faces.FRAME_SIDES)]
+  for c in cands:
+    (x0, y0, x1, y1), eyes = c.box, c.eyes
+    assert np.isclose(x1 - x0, y1 - y0) and np.isclose((x0 + x1) / 2, w / 2)   # square, centred
+    assert eyes[0, 1] == eyes[1, 1] and x0 < eyes[0, 0] < w / 2 < eyes[1, 0] < x1  # level
+    assert y0 < eyes[0, 1] < (y0 + y1) / 2       # in the box's upper half
+    assert c.score == 0.0
+  assert len(cands) == len(mesh_faces.FRAME_SIDES) * len(mesh_faces.FRAME_CENTRES)
+  assert mesh_faces.frame_candidates(np.zeros((h, 2 * h, 3), np.uint8)) == []

@@ -100,3 +100,66 @@ def test_a_masked_face_cut_just_above_the_eyes_is_found_and_restored(dry_run):
   assert faces.make_finder("mesh", min_face_size=0).find_any_size(crop) == []
   result = _decide(dry_run, crop)
   assert result is not None and result.changed, result and result.faces
+
+
+TIGHT_CROPS = ("0_0_9 copy 7.jpg", "1_0_1 copy 4.jpg")
+
+
+@pytest.mark.parametrize("name", TIGHT_CROPS)
+def test_a_masked_face_cropped_from_the_brows_to_the_chin_is_found_and_restored(dry_run, name):
+  """No detector pass sees a face in these real crops, even inside a wide border; the mesh
+  placed on the frame (`mesh.frame_candidates`) fits the face's shape and the face check
+  vouches for a human face the right way up (`check.FaceCheck.vouches_on_frame`)."""
+  photo = images.load_rgb(REPO / "sample_data" / "tight_crops" / name)
+  finder = dry_run.finder
+  assert finder.find_unaided(photo) == []
+  assert finder._confirmed(photo, finder.examine(photo, finder.wide_candidates(photo)),
+                           finder.vouch) == []
+  result = _decide(dry_run, photo)
+  assert result is not None and result.changed and result.rotation == 0, result and result.faces
+  # The hole is the mask: the lower part of the crop, not the eyes.
+  rows = np.flatnonzero(result.hole.any(axis=1))
+  assert rows.mean() > 0.5 * photo.shape[0]
+
+
+@pytest.mark.parametrize("name", TIGHT_CROPS)
+def test_a_tight_crop_upside_down_is_not_restored_either_way(dry_run, name):
+  """Turned by 180 degrees the frame still fits a face's shape, and the human-face head still
+  vouches for it: only the face check's upright answer keeps its eyes from being painted."""
+  photo = images.load_rgb(REPO / "sample_data" / "tight_crops" / name)
+  result = _decide(dry_run, np.ascontiguousarray(photo[::-1, ::-1]))
+  assert result is None or not result.changed, result.faces
+
+
+def test_the_frame_is_not_taken_for_a_face_in_a_wide_photo(dry_run):
+  """A tight crop set in a wide photo: the face need not fill such a frame (a profile in a
+  car), so the frame is not tried and nothing is found."""
+  photo = images.load_rgb(REPO / "sample_data" / "tight_crops" / "0_0_9 copy 7.jpg")
+  h, w = photo.shape[:2]
+  wide = np.ascontiguousarray(np.pad(photo, ((0, 0), (w, w), (0, 0)), mode="edge"))
+  assert _decide(dry_run, wide) is None
+
+
+def test_a_masked_face_of_17_px_is_restored_and_one_of_8_px_reported_too_small(dry_run):
+  """Faces from restore.MIN_FACE_SIZE up are restored; a smaller one is named."""
+  assert 8 < restore.MIN_FACE_SIZE <= 17
+  photo = images.load_rgb(REPO / "sample_data" / "realmask" / "with_mask183.jpg")
+  side = dry_run.finder.find_any_size(photo)[0].size
+  for face_px, restored in ((17, True), (8, False)):
+    small = cv2.resize(photo, None, fx=face_px / side, fy=face_px / side,
+                       interpolation=cv2.INTER_AREA)
+    result = _decide(dry_run, small)
+    assert result is not None and result.changed == restored, (face_px, result and result.faces)
+    if not restored:
+      assert "too small" in result.faces[0].reason
+
+
+def test_without_the_mask_check_unmasked_people_are_restored_but_animals_still_left_alone():
+  tools = restorer.load_restorer(mask_check=False)
+  dry = dataclasses.replace(tools, filler=None, more_generators=())
+  assert "face check on, mask check off" in tools.description
+  for path in images.list_images(NOT_HUMAN / "animal"):
+    result = _decide(dry, images.load_rgb(path))
+    assert result is None or not result.changed, (path.name, result and result.faces)
+  result = _decide(dry, images.load_rgb(REPO / "sample_data" / "photos" / "obama.jpg"))
+  assert result is not None and result.changed   # a face judged unmasked, restored anyway

@@ -408,3 +408,27 @@ def test_photo_detail_copies_the_band_above_the_holes_fine_detail_into_the_hole_
                                                                 rel=0.1)
   np.testing.assert_array_equal(out, paste.photo_detail(photo, hole, scale,
                                                         np.random.default_rng(1)))
+
+
+@dataclasses.dataclass
+class SureOf(FakeCheck):
+  """A face check that is `p` sure that the faces it is shown are upright."""
+  p: float = 1.0
+
+  def upright_probability(self, photo, found):
+    return self.p if found else 0.0
+
+
+@pytest.mark.parametrize("p", [0.2, 0.4, 0.6])
+def test_the_photo_as_it_is_needs_less_to_count_as_upright_than_a_turn(p):
+  photo = marked(images.load_rgb(OBAMA))
+  run = lambda image: restore.restore_photo(image, FixedFinder(), None, 64, add_mask="surgical",
+                                            checker=SureOf(p=p))
+  as_is = run(photo)
+  assert as_is.rotation == 0
+  assert as_is.changed == (p >= restore.MIN_UPRIGHT_AS_IS)
+  turned = run(np.ascontiguousarray(np.rot90(photo)))    # found only once turned back
+  assert turned.rotation == 270
+  assert turned.changed == (p >= restore.MIN_UPRIGHT)
+  if not turned.changed:
+    assert "not upright" in turned.faces[0].reason

@@ -30,6 +30,10 @@ from maskinpaint_jax import errors, programs, shipped
 from maskinpaint_jax.faces import align, features, finders
 
 CROP_SIZE = 64        # px, the network's input side
+# `FaceCheck.vouches_on_frame`: on the train part of realmask_more, the frame faces of the photos
+# no detector pass finds, turned upside down, looked upright by at most 0.75 (the same faces
+# upright: 0.29-0.99); rounded up.
+FRAME_MIN_UPRIGHT = 0.8
 CROP_SCALE = 1.5      # the crop's side over the larger side of the detector's box
 WEIGHTS, MANIFEST, HEADS = "face_check.msgpack", "manifest.json", "heads.npz"
 
@@ -180,6 +184,13 @@ class FaceCheck:
     if self.heads is None:
       return False
     return self.assess(photo, face).human_probability >= self.vouch_threshold
+
+  def vouches_on_frame(self, photo: np.ndarray, face: finders.Face) -> bool:
+    """`vouches`, and the face is upright by at least FRAME_MIN_UPRIGHT: for a face the mesh
+    was only placed on (`mesh.frame_candidates`). Nothing a detector saw says which way up such
+    a crop is, and the human-face head vouches for one upside down about as readily."""
+    return (self.vouches(photo, face)
+            and self.upright_probability(photo, [face]) >= FRAME_MIN_UPRIGHT)
 
   def mask_probability(self, photo: np.ndarray, face: finders.Face) -> float:
     return self.assess(photo, face).mask_probability

@@ -117,6 +117,9 @@ class MeshFaceFinder(finders.FaceFinder):
     # detector and mesh scores or re-detections fall short (the face check's human-face head;
     # `restorer.load_restorer` sets it). None: the mesh's verdict alone.
     self.vouch = None
+    # The same for a face the mesh was only placed on (`frame_candidates`), which must also say
+    # which way up it is (`check.FaceCheck.vouches_on_frame`). None: no frame is tried.
+    self.vouch_frame = None
 
   # --- candidates ---------------------------------------------------------------------------
   def _views(self, image: np.ndarray):
@@ -267,10 +270,13 @@ class MeshFaceFinder(finders.FaceFinder):
     return self._confirmed(image, self.examine(image), None)
 
   def find_any_size(self, image: np.ndarray) -> list[finders.Face]:
-    """Every confirmed face, largest first (`examine`, `_confirmed`). When none is, and a
-    `vouch` is set, the photo is looked at once more inside a border of WIDE_PAD times its
-    longer side: a tight crop cut at the forehead or the chin shows the detector too little of
-    a face to see one otherwise."""
+    """Every confirmed face, largest first (`examine`, `_confirmed`). When none is, two more
+    looks, each only if the one before found nothing: with `vouch` set, the photo inside a
+    border of WIDE_PAD times its longer side (a tight crop cut at the forehead or the chin
+    shows the detector too little of a face to see one otherwise); with `vouch_frame` set, the
+    mesh alone on `frame_candidates` (a crop from the brows to the chin, which no detector
+    takes for a face: the mesh must fit the face's shape there, and `vouch_frame` say it is a
+    human face the right way up)."""
     if not self.verify_faces:
       pil = Image.fromarray(image)
       found = []
@@ -284,6 +290,10 @@ class MeshFaceFinder(finders.FaceFinder):
     if not found and self.vouch is not None:
       found = self._confirmed(image, self.examine(image, self.wide_candidates(image)),
                               self.vouch)
+    if not found and self.vouch_frame is not None:
+      found = _drop_parts_of_larger_faces([
+          face for _, verdict, face in self.examine(image, frame_candidates(image))
+          if verdict.geometric and self.vouch_frame(image, face)])
     return found
 
   def wide_candidates(self, image: np.ndarray) -> list[Candidate]:
@@ -315,6 +325,37 @@ class MeshFaceFinder(finders.FaceFinder):
 
 
 WIDE_PAD = 0.75    # the border of `wide_candidates`, over the photo's longer side
+# `frame_candidates`: a face box of these shares of the photo's shorter side, centred
+# across the photo, its centre at these shares of the photo's height (tight crops of masked
+# faces: the face runs from near the top edge, the mask fills the lower half).
+FRAME_SIDES = (0.7, 0.9)
+FRAME_CENTRES = (0.45, 0.6)
+
+
+# A tight crop of one face is about as tall as it is wide, or taller: in a wider photo the
+# face need not fill the frame (a profile in a car, realmask_more's with_mask278.jpg, took the
+# mesh placed on the frame for a frontal face).
+FRAME_MIN_ASPECT = 0.8  # height over width
+
+
+def frame_candidates(image: np.ndarray) -> list[Candidate]:
+  """Face boxes that assume the face fills the photo (FRAME_SIDES x FRAME_CENTRES), level
+  eyes placed where BlazeFace puts them in its box (0.2 of the side either side of the centre,
+  0.12 above it); score 0: nothing detected them, so the mesh's verdict and a vouch decide.
+  None for a photo wider than tall by more than FRAME_MIN_ASPECT."""
+  h, w = image.shape[:2]
+  out = []
+  if h < FRAME_MIN_ASPECT * w:
+    return out
+  for share in FRAME_SIDES:
+    side = share * min(h, w)
+    for centre in FRAME_CENTRES:
+      cx, cy = w / 2, centre * h
+      box = np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2])
+      eyes = np.array([[cx - 0.2 * side, cy - 0.12 * side], [cx + 0.2 * side, cy - 0.12 * side]])
+      out.append(Candidate(box, eyes, 0.0, "frame"))
+  return out
+
 TILE_SIDE = 0.6     # a tile's side over the photo's shorter side
 TILE_STRIDE = 0.67  # the step between tiles over the tile's side: neighbours overlap by a third
 # px: the full-range detector sees a tile at 192 px, so a face of 24 px stays over 14 px there

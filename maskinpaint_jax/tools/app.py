@@ -1,7 +1,7 @@
 r"""A web page on this computer that restores the faces in your photos, as `inpaint` does.
 
   python -m maskinpaint_jax.tools.app [--host 127.0.0.1] [--port 7860] [--workdir runs/x] \
-      [--face_finder mesh|hog] [--nomask_check] [--min_face_size 24] [--max_photos 20]
+      [--face_finder mesh|hog] [--nomask_check] [--min_face_size 12] [--max_photos 20]
 
 then open http://127.0.0.1:7860. Services restore over HTTP at the same address (`service`):
 `curl -F photo=@masked.jpg http://127.0.0.1:7860/restore -o restored.png`. Upload one or several photos and press Restore: each photo is
@@ -44,6 +44,7 @@ from maskinpaint_jax import images as image_utils
 from maskinpaint_jax import batch, errors, service
 from maskinpaint_jax import restorer as restorer_lib
 from maskinpaint_jax.faces import paste
+from maskinpaint_jax.faces import restore as face_restore
 
 SHIPPED = ""            # the model menu's value for the shipped model (pretrained/)
 PREVIEW_SIDE = 1600     # px: the longest side shown in the browser; results keep the photo's size
@@ -65,7 +66,8 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS):
                     "mesh finds masked faces; hog: dlib HOG, the paper's.", **d)
   flags.DEFINE_bool("mask_check", True, "Leave faces without a mask untouched (a box on the "
                     "page).", **d)
-  flags.DEFINE_integer("min_face_size", 24, "Smaller faces are skipped with a message (px).",
+  flags.DEFINE_integer("min_face_size", face_restore.MIN_FACE_SIZE,
+                       "Smaller faces are skipped with a message (px).",
                        lower_bound=1, **d)
   flags.DEFINE_integer("max_photos", 20, "Photos restored per press of Restore; more are "
                        "refused with a message.", lower_bound=1, **d)
@@ -128,7 +130,8 @@ class Restorer:
   """What the page's buttons do, without the page: restores uploaded files as inpaint does
   (`batch.run_job` with a `restorer.Restorer`) and remembers the loaded models. One restoration runs at a time (the machine's cores go to it)."""
 
-  def __init__(self, root: pathlib.Path, min_face_size: int = 24, max_photos: int = 20):
+  def __init__(self, root: pathlib.Path, min_face_size: int = face_restore.MIN_FACE_SIZE,
+               max_photos: int = 20):
     self.root = pathlib.Path(root)
     self.min_face_size = min_face_size
     self.max_photos = max_photos
@@ -138,26 +141,23 @@ class Restorer:
   def tools(self, model: str, finder: str, mask_check: bool
             ) -> tuple[restorer_lib.Restorer, str]:
     """inpaint's models for the page's choices (loaded once), and a note for the report ("" or
-    why the mask check is off).
+    why the face check is off).
 
     Raises:
       errors.SetupError: the model or the face finder cannot be loaded.
     """
     key = (model, finder, mask_check)
     if key not in self._tools:
-      load = lambda check: restorer_lib.load_restorer(
-          model or None, face_finder=finder, min_face_size=self.min_face_size, mask_check=check)
+      load = lambda face_check: restorer_lib.load_restorer(
+          model or None, face_finder=finder, min_face_size=self.min_face_size,
+          mask_check=mask_check, face_check=face_check)
       try:
-        self._tools[key] = (load(mask_check), "")
+        self._tools[key] = (load(True), "")
       except (errors.SetupError, ImportError) as e:
-        if not mask_check:
-          raise
-        # The face check is a separate model: without it every face found is restored, as
-        # inpaint --nomask_check does; a generator or finder failure raises again here.
-        tools = load(False)
-        self._tools[(model, finder, False)] = (tools, "")
-        self._tools[key] = (tools, f"note    mask check unavailable ({e}): every face found is "
-                                   "restored")
+        # The face check is a separate model: without it every face found is restored; a
+        # generator or finder failure raises again here.
+        self._tools[key] = (load(False), f"note    face check unavailable ({e}): every face "
+                                         "found is restored")
     return self._tools[key]
 
   def restore(self, paths, model: str, finder: str, mask_check: bool

@@ -51,7 +51,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS):
   flags.DEFINE_bool("hog", True, "Also the HOG table (runs the generator on realmask/).", **d)
   flags.DEFINE_list("turns", ["90", "180", "270"], "Turns (degrees) of half B's masked photos.",
                     **d)
-  flags.DEFINE_integer("min_face_size", 24, "As inpaint's flag (px).", **d)
+  flags.DEFINE_integer("min_face_size", restore.MIN_FACE_SIZE, "As inpaint's flag (px).", **d)
   flags.DEFINE_string("no_face_dir", str(photo_sets.DEFAULT_NO_FACE_DIR), "Real photos without "
                       "a human face (scikit-image's and synthetic textures are added).", **d)
   flags.DEFINE_string("model", None, "Generator for the HOG count: a training workdir or an "
@@ -151,10 +151,11 @@ def tally(results: list[restore.Restoration | None], want_turn: int | None = Non
   return out
 
 
-def markdown(rows: list[tuple[str, str, str, dict]], seconds: float) -> str:
+def markdown(rows: list[tuple[str, str, str, dict]], seconds: float,
+             min_face_size: int = restore.MIN_FACE_SIZE) -> str:
   lines = [
       "Per photo, as inpaint decides (faces.restore, dry run; mesh finder, shipped face check, "
-      "min_face_size 24): *restored* = at least one face repainted; *no mask* = faces found, "
+      f"min_face_size {min_face_size}): *restored* = at least one face repainted; *no mask* = faces found, "
       "all left alone as unmasked; *no face* = none found or none usable (too small, cut by the "
       "frame where the mask is, in profile beyond 60 degrees); *wrong way up* = a turned "
       "photo repainted in another orientation than upright (the hole misses the mask, often "
@@ -258,7 +259,7 @@ def main(argv, f: flags.FlagValues = flags.FLAGS):
     rows.append((f"realmask half B turned {degrees} degrees", "held-out", "restored upright",
                  tally(run(turned), want_turn=(360 - degrees) % 360)))
   rows += total_rows(rows)
-  body = markdown(rows, time.time() - t0)
+  body = markdown(rows, time.time() - t0, f.min_face_size)
   print(body)
   command = "python -m maskinpaint_jax.tools.bench_photos " + shlex.join(sys.argv[1:])
   if f.write:

@@ -191,7 +191,7 @@ def main(argv, f: flags.FlagValues = flags.FLAGS) -> int:
                               "maskinpaint bench_wild " + shlex.join(sys.argv[1:]))
     return 0
   photos = photo_sets.photos_of(photo_sets.wild_folders(f.shared), f.split)[:f.limit]
-  restorer = restorer_lib.load_restorer(f.model, large_model=f.large_model, mask_check=False,
+  restorer = restorer_lib.load_restorer(f.model, large_model=f.large_model, face_check=False,
                                         detail=f.detail)
   print(restorer.description, flush=True)
   rows, skipped, t0, panels = [], {}, time.time(), []

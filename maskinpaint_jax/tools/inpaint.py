@@ -3,7 +3,7 @@ the mask, redraws the face under it.
 
   python -m maskinpaint_jax.tools.inpaint PHOTO_OR_DIR [...] -o restored/ [--side_by_side] \
       [--save_hole] [--hole FILE_OR_DIR] [--add_mask surgical|cloth|n95|random] \
-      [--workdir runs/x] [--step N] [--seed S] [--face_finder mesh|hog] [--min_face_size 24]
+      [--workdir runs/x] [--step N] [--seed S] [--face_finder mesh|hog] [--min_face_size 12]
 
 Any size and any format Pillow reads (JPEG, .jfif, PNG, WebP, TIFF, BMP, GIF's first frame;
 HEIC with pillow-heif), RGBA or grayscale, EXIF orientation honoured; a photo turned by 90, 180
@@ -48,6 +48,7 @@ from absl import flags
 from maskinpaint_jax import batch, cli, errors, faces
 from maskinpaint_jax import masks as mask_lib
 from maskinpaint_jax import restorer as restorer_lib
+from maskinpaint_jax.faces import restore
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS):
@@ -69,11 +70,13 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS):
                       "file for one photo, or a folder of maps named as the photos (or as "
                       "--save_hole names them).", **d)
   flags.DEFINE_bool("mask_check", True, "Leave faces without a mask untouched (--nomask_check "
-                    "restores every face found).", **d)
+                    "restores every human face found; what is not a human face is still left "
+                    "alone).", **d)
   flags.DEFINE_integer("step", None, "Checkpoint step (default: newest).", **d)
   flags.DEFINE_integer("seed", 0, "Seeds --add_mask's colours and shading.", **d)
-  flags.DEFINE_integer("min_face_size", 24, "Smaller faces are skipped with a message (px); "
-                       "a small face is upscaled to the generator's input and looks soft.", **d)
+  flags.DEFINE_integer("min_face_size", restore.MIN_FACE_SIZE, "Smaller faces are skipped "
+                       "with a message (px); a small face is upscaled to the generator's input "
+                       "and looks soft.", **d)
   flags.DEFINE_enum("face_finder", "mesh", list(faces.FINDERS), "mesh: finds masked faces "
                     "(default); hog: dlib HOG, the paper's.", **d)
   flags.DEFINE_bool("skip_existing", False, "Leave out the photos that an earlier run into the "
