@@ -30,12 +30,12 @@ from maskinpaint_jax import errors, programs, shipped
 from maskinpaint_jax.faces import align, features, finders
 
 CROP_SIZE = 64        # px, the network's input side
+CROP_SCALE = 1.5      # the crop's side over the larger side of the detector's box
+WEIGHTS, MANIFEST, HEADS = "face_check.msgpack", "manifest.json", "heads.npz"
 # `FaceCheck.vouches_on_frame`: on the train part of realmask_more, the frame faces of the photos
 # no detector pass finds, turned upside down, looked upright by at most 0.75 (the same faces
 # upright: 0.29-0.99); rounded up.
 FRAME_MIN_UPRIGHT = 0.8
-CROP_SCALE = 1.5      # the crop's side over the larger side of the detector's box
-WEIGHTS, MANIFEST, HEADS = "face_check.msgpack", "manifest.json", "heads.npz"
 
 
 class FaceCheckNet(nn.Module):

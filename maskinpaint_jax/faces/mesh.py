@@ -330,8 +330,6 @@ WIDE_PAD = 0.75    # the border of `wide_candidates`, over the photo's longer si
 # faces: the face runs from near the top edge, the mask fills the lower half).
 FRAME_SIDES = (0.7, 0.9)
 FRAME_CENTRES = (0.45, 0.6)
-
-
 # A tight crop of one face is about as tall as it is wide, or taller: in a wider photo the
 # face need not fill the frame (a profile in a car, realmask_more's with_mask278.jpg, took the
 # mesh placed on the frame for a frontal face).
@@ -342,7 +340,7 @@ def frame_candidates(image: np.ndarray) -> list[Candidate]:
   """Face boxes that assume the face fills the photo (FRAME_SIDES x FRAME_CENTRES), level
   eyes placed where BlazeFace puts them in its box (0.2 of the side either side of the centre,
   0.12 above it); score 0: nothing detected them, so the mesh's verdict and a vouch decide.
-  None for a photo wider than tall by more than FRAME_MIN_ASPECT."""
+  None for a photo whose height is under FRAME_MIN_ASPECT times its width."""
   h, w = image.shape[:2]
   out = []
   if h < FRAME_MIN_ASPECT * w:
