@@ -432,3 +432,33 @@ def test_the_photo_as_it_is_needs_less_to_count_as_upright_than_a_turn(p):
   assert turned.changed == (p >= restore.MIN_UPRIGHT)
   if not turned.changed:
     assert "not upright" in turned.faces[0].reason
+
+
+class AnyWayFinder:
+  """Finds the face at LANDMARKS whichever way the photo is turned."""
+
+  def find_any_size(self, photo):
+    return [face_from(LANDMARKS)]
+
+  find_unaided = find_any_size
+
+
+@dataclasses.dataclass
+class TwoWays(FakeCheck):
+  """`as_is` sure that the faces of the photo with the red corner top left are upright,
+  `turned` sure of any turn of it."""
+  as_is: float = 0.6
+  turned: float = 0.6
+
+  def upright_probability(self, photo, found):
+    corner = photo[:4, :4, 0].mean() > 200 and photo[:4, :4, 1].mean() < 50
+    return self.as_is if corner else self.turned
+
+
+@pytest.mark.parametrize("turned_p, rotation", [(0.75, 0), (0.85, 90)])
+def test_a_turn_must_look_more_upright_than_the_photo_as_it_is_by_a_margin(turned_p, rotation):
+  photo = marked(images.load_rgb(OBAMA))
+  assert 0.6 + restore.TURN_MARGIN > 0.75 and 0.6 + restore.TURN_MARGIN < 0.85
+  result = restore.restore_photo(photo, AnyWayFinder(), None, 64, add_mask="surgical",
+                                 checker=TwoWays(as_is=0.6, turned=turned_p))
+  assert result.rotation == rotation

@@ -155,11 +155,13 @@ def markdown(rows: list[tuple[str, str, str, dict]], seconds: float,
              min_face_size: int = restore.MIN_FACE_SIZE) -> str:
   lines = [
       "Per photo, as inpaint decides (faces.restore, dry run; mesh finder, shipped face check, "
-      f"min_face_size {min_face_size}): *restored* = at least one face repainted; *no mask* = faces found, "
-      "all left alone as unmasked; *no face* = none found or none usable (too small, cut by the "
-      "frame where the mask is, in profile beyond 60 degrees); *wrong way up* = a turned "
-      "photo repainted in another orientation than upright (the hole misses the mask, often "
-      "covering the eyes): the harm this table is most about. *Faces skipped* counts, besides "
+      f"min_face_size {min_face_size}): *restored* = at least one face repainted, the photo "
+      "set upright; *no mask* = faces found, all left alone as unmasked; *no face* = none found "
+      "or none usable (too small, cut by the frame where the mask is, in profile beyond 60 "
+      "degrees); *wrong way up* = a photo repainted in another orientation than upright: a "
+      "masked photo as it is (all are stored upright) repainted after a turn, or a turned "
+      "photo repainted after another turn than the one that sets it upright (the hole misses "
+      "the mask, often covering the eyes): the harm this table is most about. *Faces skipped* counts, besides "
       "faces too small, cut or in profile, those the face check judges not human (animals, "
       "statues, drawings). Part: *in-sample* rows trained the face check or chose a threshold "
       "of it or of the face finder (half A, the train part of the `_more` folders, half A of "
@@ -182,13 +184,16 @@ def markdown(rows: list[tuple[str, str, str, dict]], seconds: float,
   return "\n".join(lines)
 
 
+MASKED_WANTED = "restored (kept)"
+
+
 def labelled_sets(f) -> list[tuple[str, str, str, list]]:
   """(label, part, what is wanted, [(name, photo)]) of every set the table measures, in order.
   Part: "in-sample" where the face check's heads were fitted or its thresholds (or the
   finder's) chosen, "held-out" where nothing was."""
   sets = []
-  for flag, name, wanted in ((f.realmask, "realmask", "restored (kept)"),
-                             (f.realmask_more, "realmask_more", "restored (kept)"),
+  for flag, name, wanted in ((f.realmask, "realmask", MASKED_WANTED),
+                             (f.realmask_more, "realmask_more", MASKED_WANTED),
                              (f.nomask, "nomask", "left alone"),
                              (f.nomask_more, "nomask_more", "left alone")):
     if not flag:
@@ -213,7 +218,7 @@ def labelled_sets(f) -> list[tuple[str, str, str, list]]:
   return sets
 
 
-TOTALS = (("all masked photos", "restored (kept)", ("realmask",)),
+TOTALS = (("all masked photos", MASKED_WANTED, ("realmask",)),
           ("all unmasked photos of people", "left alone", ("nomask", "photos/")),
           ("all non-human photos", "left alone", ("not human",)))
 
@@ -252,7 +257,10 @@ def main(argv, f: flags.FlagValues = flags.FLAGS):
       else:
         reference_rows.append((f"{label} (*unmasked*, left alone)",
                                hog_reference(photos, results, hog_finder())))
-    rows.append((label, part, wanted, tally(results)))
+    # The masked photos are all stored upright: one repainted after a turn is repainted the
+    # wrong way up. Any repainting of the others counts.
+    rows.append((label, part, wanted,
+                 tally(results, want_turn=0 if wanted == MASKED_WANTED else None)))
     print(f"{label}: {rows[-1][3]} ({time.time() - t0:.0f} s)", flush=True)
   for degrees in (int(t) for t in f.turns):
     turned = [(n, np.ascontiguousarray(np.rot90(p, degrees // 90))) for n, p in half_b]
